@@ -1,0 +1,85 @@
+# ngx_chat: build, run, test.
+#
+#   make                 build/ngx_chat_module.so against Debian's nginx-dev
+#   make NGINX_SRC=DIR   ... against any nginx source tree (--with-compat)
+#   make deps            install the Debian packages everything here needs
+#   make run             demo on http://127.0.0.1:8080/ (Ctrl-C stops it)
+#   make test            the t/ suite
+#   make test-asan       the t/ suite against an ASan+UBSan build
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS
+
+SHELL       := /bin/bash
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX_BIN   ?= /usr/sbin/nginx
+BUILD       := $(CURDIR)/build
+FUZZ_SECONDS ?= 60
+
+DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
+           redis-server postgresql gcc make perl clang libclang-rt-14-dev
+
+SRCS := config ngx_chat_module.c $(wildcard src/*.c src/*.h)
+
+CC_OPT       = -O2 -g -fPIC
+ASAN_CC_OPT  = -O1 -g -fPIC -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_LD_OPT  = -fsanitize=address,undefined
+
+.PHONY: all deps run test test-asan fuzz clean
+
+all: $(BUILD)/ngx_chat_module.so
+
+# $(1): build dir, $(2): cc opt, $(3): ld opt
+define ngx_chat_configure
+	rm -rf $(1)/src && mkdir -p $(1)/src
+	cp -a $(NGINX_SRC)/. $(1)/src/
+	cd $(1)/src && if [ -f conf_flags ]; then . ./conf_flags; fi \
+	    && ./configure "$${NGX_CONF_FLAGS[@]:---with-compat}" \
+	       --with-cc-opt="$(2)" --with-ld-opt="$(3)" \
+	       --add-dynamic-module=$(CURDIR) --builddir=$(1)/objs >$(1)/configure.log \
+	    || { cat $(1)/configure.log; exit 1; }
+endef
+
+$(BUILD)/nginx/objs/Makefile: config
+	$(call ngx_chat_configure,$(BUILD)/nginx,$(CC_OPT),-fPIC)
+
+$(BUILD)/ngx_chat_module.so: $(BUILD)/nginx/objs/Makefile $(SRCS)
+	$(MAKE) -s -f $(BUILD)/nginx/objs/Makefile -C $(BUILD)/nginx/src modules
+	cp $(BUILD)/nginx/objs/ngx_chat_module.so $@
+
+$(BUILD)/asan/objs/Makefile: config
+	$(call ngx_chat_configure,$(BUILD)/asan,$(ASAN_CC_OPT),-fPIC $(ASAN_LD_OPT))
+
+$(BUILD)/asan/ngx_chat_module.so: $(BUILD)/asan/objs/Makefile $(SRCS)
+	$(MAKE) -s -f $(BUILD)/asan/objs/Makefile -C $(BUILD)/asan/src modules
+	cp $(BUILD)/asan/objs/ngx_chat_module.so $@
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+run: deps all
+	mkdir -p $(BUILD)/run/logs
+	ln -sfn $(CURDIR)/conf/html $(BUILD)/run/html
+	@echo "ngx_chat demo: http://127.0.0.1:8080/ (Ctrl-C stops it)"
+	$(NGINX_BIN) -p $(BUILD)/run/ -c $(CURDIR)/conf/nginx.conf \
+	    -g 'daemon off; load_module $(BUILD)/ngx_chat_module.so;'
+
+test: deps all
+	prove -r t
+
+test-asan: deps $(BUILD)/asan/ngx_chat_module.so
+	CHAT_MODULE=$(BUILD)/asan/ngx_chat_module.so \
+	CHAT_ASAN=$$(gcc -print-file-name=libasan.so) prove -r t
+
+fuzz: deps $(BUILD)/nginx/objs/Makefile
+	$(MAKE) -C fuzz BUILD=$(BUILD) SECONDS=$(FUZZ_SECONDS) run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,557 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_hub.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_store.h"
+#include "ngx_chat_status.h"
+
+
+static ngx_int_t ngx_chat_echo_handler(ngx_http_request_t *r);
+static void ngx_chat_echo_message(ngx_chat_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len);
+
+static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_chat_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_chat_positive = {
+    ngx_conf_check_num_bounds, 1, -1
+};
+
+static ngx_conf_num_bounds_t  ngx_chat_history_bounds = {
+    ngx_conf_check_num_bounds, 0, 100000
+};
+
+
+static ngx_command_t  ngx_chat_commands[] = {
+
+    { ngx_string("chat"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_echo"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, user),
+      NULL },
+
+    { ngx_string("chat_key_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, key_prefix),
+      NULL },
+
+    { ngx_string("chat_history_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, history_cache),
+      &ngx_chat_history_bounds },
+
+    { ngx_string("chat_presence_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, presence_ttl),
+      NULL },
+
+    { ngx_string("chat_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ping_interval),
+      NULL },
+
+    { ngx_string("chat_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, idle_timeout),
+      NULL },
+
+    { ngx_string("chat_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, max_message_size),
+      NULL },
+
+    { ngx_string("chat_send_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, send_buffer),
+      NULL },
+
+    { ngx_string("chat_max_rooms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, max_rooms),
+      &ngx_chat_positive },
+
+    { ngx_string("chat_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_chat_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_allowed_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_chat_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_chat_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_chat_postconfiguration,            /* postconfiguration */
+
+    ngx_chat_create_main_conf,             /* create main configuration */
+    ngx_chat_init_main_conf,               /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_chat_create_loc_conf,              /* create location configuration */
+    ngx_chat_merge_loc_conf                /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_chat_module = {
+    NGX_MODULE_V1,
+    &ngx_chat_module_ctx,                  /* module context */
+    ngx_chat_commands,                     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_chat_init_module,                  /* init module */
+    ngx_chat_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_chat_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_str_t  ngx_chat_worker_id;
+
+static u_char  ngx_chat_worker_id_data[NGX_CHAT_WORKER_ID_LEN];
+
+
+uint64_t
+ngx_chat_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static ngx_int_t
+ngx_chat_echo_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_chat_ws_t        *ws;
+    ngx_chat_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    rc = ngx_chat_ws_handshake(r, lcf);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ws = ngx_chat_ws_create(r, lcf);
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->parser.allow_binary = 1;
+    ws->on_message = ngx_chat_echo_message;
+
+    if (ngx_chat_ws_start(ws) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_echo_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len)
+{
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(len, ws->connection->log);
+    if (f == NULL) {
+        ws->connection->error = 1;
+        return;
+    }
+
+    f->last = ngx_cpymem(f->payload, data, len);
+    ngx_chat_frame_seal(f, opcode);
+
+    (void) ngx_chat_ws_send(ws, f);
+    ngx_chat_frame_unref(f);
+}
+
+
+static void *
+ngx_chat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->key_prefix = { 0, NULL };
+     *     cmcf->endpoints = 0;
+     */
+
+    cmcf->history_cache = NGX_CONF_UNSET_UINT;
+
+    return cmcf;
+}
+
+
+static char *
+ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    ngx_conf_init_uint_value(cmcf->history_cache, 1000);
+
+    if (cmcf->key_prefix.data == NULL) {
+        ngx_str_set(&cmcf->key_prefix, "chat");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_chat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_chat_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lcf->mode = 0;
+     */
+
+    lcf->user = NGX_CONF_UNSET_PTR;
+    lcf->presence_ttl = NGX_CONF_UNSET_MSEC;
+    lcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    lcf->idle_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    lcf->send_buffer = NGX_CONF_UNSET_SIZE;
+    lcf->max_rooms = NGX_CONF_UNSET_UINT;
+    lcf->rate = NGX_CONF_UNSET_UINT;
+    lcf->burst = NGX_CONF_UNSET_UINT;
+    lcf->origins = NGX_CONF_UNSET_PTR;
+
+    return lcf;
+}
+
+
+static char *
+ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_chat_loc_conf_t *prev = parent;
+    ngx_chat_loc_conf_t *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
+    ngx_conf_merge_msec_value(conf->presence_ttl, prev->presence_ttl, 30000);
+    ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
+                              20000);
+    ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout, 60000);
+    ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
+                              8192);
+    ngx_conf_merge_size_value(conf->send_buffer, prev->send_buffer,
+                              512 * 1024);
+    ngx_conf_merge_uint_value(conf->max_rooms, prev->max_rooms, 100);
+    ngx_conf_merge_uint_value(conf->rate, prev->rate, 20000);
+    ngx_conf_merge_uint_value(conf->burst, prev->burst, 40000);
+    ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
+
+    if (conf->ping_interval == 0 || conf->idle_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ping_interval and chat_idle_timeout "
+                           "must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_message_size == 0 || conf->send_buffer == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_max_message_size and chat_send_buffer "
+                           "must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->mode == NGX_CHAT_MODE_CHAT && conf->user == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat\" requires \"chat_user\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    ngx_chat_main_conf_t      *cmcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->mode) {
+        return "is duplicate: a location is one chat endpoint";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+
+    switch (cmd->name.len) {
+
+    case sizeof("chat") - 1:
+        lcf->mode = NGX_CHAT_MODE_CHAT;
+        clcf->handler = ngx_chat_session_handler;
+        cmcf->endpoints++;
+        break;
+
+    case sizeof("chat_echo") - 1:
+        lcf->mode = NGX_CHAT_MODE_ECHO;
+        clcf->handler = ngx_chat_echo_handler;
+        break;
+
+    default: /* chat_status */
+        lcf->mode = NGX_CHAT_MODE_STATUS;
+        clcf->handler = ngx_chat_status_handler;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_rate 20r/s [burst=40] */
+
+static char *
+ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    size_t      len;
+    ngx_int_t   rate, scale, burst;
+    ngx_str_t  *value;
+
+    if (lcf->rate != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    len = value[1].len;
+    scale = 1;
+
+    if (len > 3 && ngx_strncmp(value[1].data + len - 3, "r/s", 3) == 0) {
+        len -= 3;
+
+    } else if (len > 3
+               && ngx_strncmp(value[1].data + len - 3, "r/m", 3) == 0)
+    {
+        len -= 3;
+        scale = 60;
+
+    } else {
+        return "has an invalid rate: use \"Nr/s\" or \"Nr/m\"";
+    }
+
+    rate = ngx_atoi(value[1].data, len);
+    if (rate <= 0) {
+        return "has an invalid rate: use \"Nr/s\" or \"Nr/m\"";
+    }
+
+    lcf->rate = rate * 1000 / scale;
+    burst = rate;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
+            return "has an invalid parameter: expected \"burst=N\"";
+        }
+
+        burst = ngx_atoi(value[2].data + 6, value[2].len - 6);
+        if (burst <= 0) {
+            return "has an invalid burst";
+        }
+    }
+
+    lcf->burst = burst * 1000;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (lcf->origins != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    lcf->origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(ngx_str_t));
+    if (lcf->origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        origin = ngx_array_push(lcf->origins);
+        if (origin == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *origin = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_chat_status_init_conf(cf);
+}
+
+
+static ngx_int_t
+ngx_chat_init_module(ngx_cycle_t *cycle)
+{
+    ngx_core_conf_t       *ccf;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (cmcf->endpoints && ccf->worker_processes > 1) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "chat: worker_processes is %i but chat_redis is not "
+                      "set: each worker keeps its own rooms, so clients on "
+                      "different workers will not see each other",
+                      ccf->worker_processes);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_init_process(ngx_cycle_t *cycle)
+{
+    u_char  *p;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    p = ngx_snprintf(ngx_chat_worker_id_data, NGX_CHAT_WORKER_ID_LEN,
+                     "%V/%P/%xL", &cycle->hostname, ngx_pid,
+                     ngx_chat_now_ms());
+
+    ngx_chat_worker_id.data = ngx_chat_worker_id_data;
+    ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;
+
+    ngx_chat_hub_init();
+
+    if (ngx_chat_status_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_chat_store_init_process(cycle);
+}
+
+
+static void
+ngx_chat_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_chat_worker_id.len == 0) {
+        return;
+    }
+
+    ngx_chat_store_exit_process(cycle);
+    ngx_chat_status_exit_process(cycle);
+}

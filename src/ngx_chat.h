@@ -1,0 +1,62 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_H_INCLUDED_
+#define _NGX_CHAT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_CHAT_MODE_CHAT        1
+#define NGX_CHAT_MODE_ECHO        2
+#define NGX_CHAT_MODE_STATUS      3
+
+#define NGX_CHAT_ROOM_MAX         128
+#define NGX_CHAT_USER_MAX         256
+#define NGX_CHAT_ID_MAX           64
+#define NGX_CHAT_WORKER_ID_LEN    64
+
+
+typedef struct ngx_chat_session_s  ngx_chat_session_t;
+typedef struct ngx_chat_room_s     ngx_chat_room_t;
+typedef struct ngx_chat_ws_s       ngx_chat_ws_t;
+
+
+typedef struct {
+    ngx_uint_t                  history_cache;
+    ngx_str_t                   key_prefix;
+    ngx_uint_t                  endpoints;
+} ngx_chat_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  mode;
+    ngx_http_complex_value_t   *user;
+    ngx_msec_t                  presence_ttl;
+    ngx_msec_t                  ping_interval;
+    ngx_msec_t                  idle_timeout;
+    size_t                      max_message_size;
+    size_t                      send_buffer;
+    ngx_uint_t                  max_rooms;
+    ngx_uint_t                  rate;        /* requests per 1000 s */
+    ngx_uint_t                  burst;       /* requests, x1000 */
+    ngx_array_t                *origins;     /* of ngx_str_t */
+} ngx_chat_loc_conf_t;
+
+
+extern ngx_module_t  ngx_chat_module;
+
+/* this worker's opaque id, unique across processes and hosts */
+extern ngx_str_t     ngx_chat_worker_id;
+
+
+uint64_t ngx_chat_now_ms(void);
+
+
+#endif /* _NGX_CHAT_H_INCLUDED_ */

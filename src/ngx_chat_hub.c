@@ -1,0 +1,146 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_chat_hub.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_store.h"
+#include "ngx_chat_status.h"
+
+
+static ngx_rbtree_t       ngx_chat_hub_rooms;
+static ngx_rbtree_node_t  ngx_chat_hub_sentinel;
+
+
+void
+ngx_chat_hub_init(void)
+{
+    ngx_rbtree_init(&ngx_chat_hub_rooms, &ngx_chat_hub_sentinel,
+                    ngx_str_rbtree_insert_value);
+}
+
+
+/* finds the room, or creates it */
+
+ngx_chat_room_t *
+ngx_chat_hub_room(ngx_str_t *name, ngx_log_t *log)
+{
+    uint32_t          hash;
+    ngx_chat_room_t  *room;
+
+    hash = ngx_crc32_short(name->data, name->len);
+
+    room = (ngx_chat_room_t *) ngx_str_rbtree_lookup(&ngx_chat_hub_rooms,
+                                                     name, hash);
+    if (room) {
+        return room;
+    }
+
+    room = ngx_calloc(sizeof(ngx_chat_room_t) + name->len, log);
+    if (room == NULL) {
+        return NULL;
+    }
+
+    room->node.str.data = (u_char *) room + sizeof(ngx_chat_room_t);
+    room->node.str.len = name->len;
+    ngx_memcpy(room->node.str.data, name->data, name->len);
+
+    room->node.node.key = hash;
+    ngx_queue_init(&room->members);
+
+    ngx_rbtree_insert(&ngx_chat_hub_rooms, &room->node.node);
+
+    return room;
+}
+
+
+ngx_chat_member_t *
+ngx_chat_hub_join(ngx_chat_room_t *room, ngx_chat_session_t *s,
+    ngx_log_t *log)
+{
+    ngx_chat_member_t  *m;
+
+    m = ngx_alloc(sizeof(ngx_chat_member_t), log);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->room = room;
+    m->session = s;
+
+    ngx_queue_insert_tail(&room->members, &m->room_link);
+    ngx_queue_insert_tail(&s->rooms, &m->session_link);
+
+    if (room->nmembers++ == 0) {
+        ngx_chat_stat_inc(rooms);
+    }
+
+    s->nrooms++;
+
+    return m;
+}
+
+
+void
+ngx_chat_hub_leave(ngx_chat_member_t *m)
+{
+    ngx_chat_room_t  *room;
+
+    room = m->room;
+
+    ngx_queue_remove(&m->room_link);
+    ngx_queue_remove(&m->session_link);
+    m->session->nrooms--;
+
+    ngx_free(m);
+
+    if (--room->nmembers == 0) {
+        ngx_chat_stat_dec(rooms);
+        ngx_chat_store->leave(room);
+        ngx_chat_hub_release(room);
+    }
+}
+
+
+/* frees a room nobody is in, unless the store still keeps state in it */
+
+void
+ngx_chat_hub_release(ngx_chat_room_t *room)
+{
+    if (room->nmembers || room->store) {
+        return;
+    }
+
+    ngx_rbtree_delete(&ngx_chat_hub_rooms, &room->node.node);
+    ngx_free(room);
+}
+
+
+ngx_uint_t
+ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
+{
+    ngx_uint_t          n;
+    ngx_queue_t        *q;
+    ngx_chat_member_t  *m;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&room->members);
+         q != ngx_queue_sentinel(&room->members);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_chat_member_t, room_link);
+
+        if (ngx_chat_ws_send(m->session->ws, f) == NGX_OK) {
+            n++;
+        }
+    }
+
+    ngx_chat_stat_add(messages_delivered, n);
+
+    return n;
+}

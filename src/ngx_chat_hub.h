@@ -1,0 +1,48 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_HUB_H_INCLUDED_
+#define _NGX_CHAT_HUB_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_chat.h"
+#include "ngx_chat_frame.h"
+
+
+/*
+ * The rooms of one worker and their local members.  A message reaches
+ * the hub once per worker and goes to every member as one shared frame.
+ */
+
+struct ngx_chat_room_s {
+    ngx_str_node_t              node;
+    ngx_queue_t                 members;
+    ngx_uint_t                  nmembers;
+    uint64_t                    seq;
+    void                       *store;      /* the store's own room state */
+};
+
+
+typedef struct {
+    ngx_queue_t                 room_link;
+    ngx_queue_t                 session_link;
+    ngx_chat_room_t            *room;
+    ngx_chat_session_t         *session;
+} ngx_chat_member_t;
+
+
+void ngx_chat_hub_init(void);
+ngx_chat_room_t *ngx_chat_hub_room(ngx_str_t *name, ngx_log_t *log);
+ngx_chat_member_t *ngx_chat_hub_join(ngx_chat_room_t *room,
+    ngx_chat_session_t *s, ngx_log_t *log);
+void ngx_chat_hub_leave(ngx_chat_member_t *m);
+void ngx_chat_hub_release(ngx_chat_room_t *room);
+ngx_uint_t ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f);
+
+
+#endif /* _NGX_CHAT_HUB_H_INCLUDED_ */

@@ -1,0 +1,629 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_chat.h"
+#include "ngx_chat_json.h"
+#include "ngx_chat_protocol.h"
+
+
+typedef struct {
+    ngx_str_t           name;
+    ngx_uint_t          op;
+    ngx_uint_t          room;       /* the request names a room */
+} ngx_chat_protocol_op_t;
+
+
+static ngx_int_t ngx_chat_protocol_fields(ngx_chat_request_t *req);
+static ngx_int_t ngx_chat_protocol_string(cJSON *json, char *name,
+    ngx_str_t *s);
+static ngx_int_t ngx_chat_protocol_uint(cJSON *json, char *name,
+    uint64_t *n);
+static ngx_int_t ngx_chat_protocol_fail(ngx_chat_request_t *req,
+    ngx_uint_t error, char *reason);
+static size_t ngx_chat_protocol_id_len(ngx_str_t *id);
+static u_char *ngx_chat_protocol_id(u_char *p, ngx_str_t *id);
+static ngx_chat_frame_t *ngx_chat_protocol_seal(ngx_chat_frame_t *f,
+    u_char *p);
+
+
+static ngx_chat_protocol_op_t  ngx_chat_protocol_ops[] = {
+    { ngx_string("join"), NGX_CHAT_REQ_JOIN, 1 },
+    { ngx_string("leave"), NGX_CHAT_REQ_LEAVE, 1 },
+    { ngx_string("send"), NGX_CHAT_REQ_SEND, 1 },
+    { ngx_string("history"), NGX_CHAT_REQ_HISTORY, 1 },
+    { ngx_string("presence"), NGX_CHAT_REQ_PRESENCE, 1 },
+    { ngx_string("online"), NGX_CHAT_REQ_ONLINE, 0 },
+    { ngx_string("heartbeat"), NGX_CHAT_REQ_HEARTBEAT, 0 },
+    { ngx_string("typing"), NGX_CHAT_REQ_TYPING, 1 },
+    { ngx_null_string, 0, 0 }
+};
+
+
+static ngx_str_t  ngx_chat_protocol_errors[] = {
+    ngx_null_string,
+    ngx_string("bad_request"),
+    ngx_string("not_joined"),
+    ngx_string("too_large"),
+    ngx_string("rate_limited"),
+    ngx_string("too_many_rooms"),
+    ngx_string("forbidden"),
+    ngx_string("unavailable"),
+    ngx_string("internal")
+};
+
+
+/* 2^53: larger numbers do not survive a JSON double */
+#define NGX_CHAT_PROTOCOL_UINT_MAX  9007199254740992.0
+
+
+/*
+ * Decodes one client message.  NGX_OK: req describes a well-formed request;
+ * NGX_DECLINED: req->error and req->reason say why not, and req->id is set
+ * if the request carried a usable one.  Either way the caller frees req.
+ */
+
+ngx_int_t
+ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req)
+{
+    u_char      *p, *last;
+    const char  *end;
+
+    ngx_memzero(req, sizeof(ngx_chat_request_t));
+
+    /*
+     * cJSON takes raw control characters in strings; JSON allows them
+     * nowhere but as whitespace
+     */
+
+    for (p = data, last = data + len; p < last; p++) {
+        if (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n') {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "control character in JSON");
+        }
+    }
+
+    end = NULL;
+    req->json = cJSON_ParseWithLengthOpts((const char *) data, len, &end, 0);
+
+    if (req->json == NULL) {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "invalid JSON");
+    }
+
+    while (end < (const char *) data + len
+           && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+    {
+        end++;
+    }
+
+    if (end != (const char *) data + len) {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "trailing data after JSON");
+    }
+
+    if (!cJSON_IsObject(req->json)) {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "request is not an object");
+    }
+
+    return ngx_chat_protocol_fields(req);
+}
+
+
+static ngx_int_t
+ngx_chat_protocol_fields(ngx_chat_request_t *req)
+{
+    cJSON                   *json, *item;
+    ngx_str_t                op, id;
+    ngx_int_t                rc;
+    ngx_chat_protocol_op_t  *o;
+
+    json = req->json;
+
+    if (ngx_chat_protocol_string(json, "id", &id) == NGX_ERROR
+        || id.len > NGX_CHAT_ID_MAX)
+    {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "\"id\" must be a string of at most "
+                                      "64 bytes");
+    }
+
+    req->id = id;
+
+    if (ngx_chat_protocol_string(json, "op", &op) != NGX_OK) {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "\"op\" must be a string");
+    }
+
+    for (o = ngx_chat_protocol_ops; o->name.len; o++) {
+        if (o->name.len == op.len
+            && ngx_strncmp(o->name.data, op.data, op.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (o->name.len == 0) {
+        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                      "unknown \"op\"");
+    }
+
+    req->op = o->op;
+
+    if (o->room) {
+        if (ngx_chat_protocol_string(json, "room", &req->room) != NGX_OK
+            || !ngx_chat_protocol_room_valid(&req->room))
+        {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"room\" must be 1 to 128 of "
+                                          "A-Z a-z 0-9 _ . : @ -");
+        }
+    }
+
+    switch (req->op) {
+
+    case NGX_CHAT_REQ_JOIN:
+        rc = ngx_chat_protocol_uint(json, "since", &req->since);
+
+        if (rc == NGX_ERROR) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"since\" must be a non-negative "
+                                          "integer");
+        }
+
+        req->has_since = (rc == NGX_OK);
+        break;
+
+    case NGX_CHAT_REQ_SEND:
+        if (ngx_chat_protocol_string(json, "text", &req->text) != NGX_OK
+            || req->text.len == 0)
+        {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"text\" must be a non-empty "
+                                          "string");
+        }
+
+        break;
+
+    case NGX_CHAT_REQ_HISTORY:
+        rc = ngx_chat_protocol_uint(json, "before", &req->before);
+
+        if (rc == NGX_ERROR) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"before\" must be a non-negative "
+                                          "integer");
+        }
+
+        req->has_before = (rc == NGX_OK);
+        req->limit = NGX_CHAT_HISTORY_DEFAULT;
+
+        item = cJSON_GetObjectItemCaseSensitive(json, "limit");
+
+        if (item) {
+            if (!cJSON_IsNumber(item) || item->valuedouble < 1
+                || item->valuedouble != (double) (int64_t) item->valuedouble)
+            {
+                return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                              "\"limit\" must be a positive "
+                                              "integer");
+            }
+
+            req->limit = item->valuedouble > NGX_CHAT_HISTORY_MAX
+                         ? NGX_CHAT_HISTORY_MAX
+                         : (ngx_uint_t) item->valuedouble;
+        }
+
+        break;
+
+    case NGX_CHAT_REQ_ONLINE:
+        item = cJSON_GetObjectItemCaseSensitive(json, "users");
+
+        if (!cJSON_IsArray(item)) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"users\" must be an array");
+        }
+
+        if (cJSON_GetArraySize(item) > NGX_CHAT_ONLINE_MAX) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_TOO_LARGE,
+                                          "at most 100 users per request");
+        }
+
+        req->users = item;
+
+        for (item = item->child; item; item = item->next) {
+            if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
+                return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                              "\"users\" must hold "
+                                              "non-empty strings");
+            }
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: a string; NGX_DECLINED: absent; NGX_ERROR: another type */
+
+static ngx_int_t
+ngx_chat_protocol_string(cJSON *json, char *name, ngx_str_t *s)
+{
+    cJSON  *item;
+
+    ngx_str_null(s);
+
+    item = cJSON_GetObjectItemCaseSensitive(json, name);
+
+    if (item == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!cJSON_IsString(item)) {
+        return NGX_ERROR;
+    }
+
+    s->data = (u_char *) item->valuestring;
+    s->len = ngx_strlen(item->valuestring);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_protocol_uint(cJSON *json, char *name, uint64_t *n)
+{
+    cJSON   *item;
+    double   d;
+
+    item = cJSON_GetObjectItemCaseSensitive(json, name);
+
+    if (item == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!cJSON_IsNumber(item)) {
+        return NGX_ERROR;
+    }
+
+    d = item->valuedouble;
+
+    if (!(d >= 0 && d <= NGX_CHAT_PROTOCOL_UINT_MAX)
+        || d != (double) (uint64_t) d)
+    {
+        return NGX_ERROR;
+    }
+
+    *n = (uint64_t) d;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_protocol_fail(ngx_chat_request_t *req, ngx_uint_t error,
+    char *reason)
+{
+    req->error = error;
+    req->reason = reason;
+
+    return NGX_DECLINED;
+}
+
+
+void
+ngx_chat_protocol_free(ngx_chat_request_t *req)
+{
+    if (req->json) {
+        cJSON_Delete(req->json);
+        req->json = NULL;
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_protocol_room_valid(ngx_str_t *room)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (room->len == 0 || room->len > NGX_CHAT_ROOM_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < room->len; i++) {
+        c = room->data[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || c == '_' || c == '.' || c == ':' || c == '@' || c == '-')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static size_t
+ngx_chat_protocol_id_len(ngx_str_t *id)
+{
+    if (id == NULL || id->data == NULL) {
+        return 0;
+    }
+
+    return sizeof(",\"id\":") - 1 + ngx_chat_json_str_len(id);
+}
+
+
+static u_char *
+ngx_chat_protocol_id(u_char *p, ngx_str_t *id)
+{
+    if (id == NULL || id->data == NULL) {
+        return p;
+    }
+
+    p = ngx_cpymem(p, ",\"id\":", sizeof(",\"id\":") - 1);
+
+    return ngx_chat_json_str(p, id);
+}
+
+
+static ngx_chat_frame_t *
+ngx_chat_protocol_seal(ngx_chat_frame_t *f, u_char *p)
+{
+    f->last = p;
+    ngx_chat_frame_seal(f, NGX_CHAT_OP_TEXT);
+
+    return f;
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_welcome(ngx_str_t *user, ngx_atomic_uint_t conn,
+    ngx_str_t *worker, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"welcome\",\"user\":,"
+                                    "\"conn\":,\"worker\":}") - 1
+                             + ngx_chat_json_str_len(user)
+                             + NGX_ATOMIC_T_LEN
+                             + ngx_chat_json_str_len(worker), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"welcome\",\"user\":",
+                   sizeof("{\"type\":\"welcome\",\"user\":") - 1);
+    p = ngx_chat_json_str(p, user);
+    p = ngx_sprintf(p, ",\"conn\":%uA,\"worker\":", conn);
+    p = ngx_chat_json_str(p, worker);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_joined(ngx_str_t *room, uint64_t seq, ngx_uint_t truncated,
+    ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"joined\",\"room\":,\"seq\":"
+                                    ",\"truncated\":true}") - 1
+                             + ngx_chat_json_str_len(room) + NGX_INT64_LEN
+                             + ngx_chat_protocol_id_len(id), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"joined\",\"room\":",
+                   sizeof("{\"type\":\"joined\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_sprintf(p, ",\"seq\":%uL", seq);
+
+    if (truncated) {
+        p = ngx_cpymem(p, ",\"truncated\":true",
+                       sizeof(",\"truncated\":true") - 1);
+    }
+
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_left(ngx_str_t *room, ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"left\",\"room\":}") - 1
+                             + ngx_chat_json_str_len(room)
+                             + ngx_chat_protocol_id_len(id), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"left\",\"room\":",
+                   sizeof("{\"type\":\"left\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_ack(ngx_str_t *room, uint64_t seq, ngx_str_t *id,
+    ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"ack\",\"room\":,\"seq\":}")
+                             - 1 + ngx_chat_json_str_len(room)
+                             + NGX_INT64_LEN
+                             + ngx_chat_protocol_id_len(id), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"ack\"",
+                   sizeof("{\"type\":\"ack\"") - 1);
+    p = ngx_chat_protocol_id(p, id);
+    p = ngx_cpymem(p, ",\"room\":", sizeof(",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_sprintf(p, ",\"seq\":%uL}", seq);
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_message(ngx_chat_msg_t *msg, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"message\",\"room\":,\"seq\":"
+                                    ",\"msg_id\":\"\",\"user\":,\"text\":"
+                                    ",\"ts\":}") - 1
+                             + ngx_chat_json_str_len(&msg->room)
+                             + NGX_INT64_LEN + NGX_CHAT_MSG_ID_LEN
+                             + ngx_chat_json_str_len(&msg->user)
+                             + ngx_chat_json_str_len(&msg->text)
+                             + NGX_INT64_LEN, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"message\",\"room\":",
+                   sizeof("{\"type\":\"message\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, &msg->room);
+    p = ngx_sprintf(p, ",\"seq\":%uL,\"msg_id\":\"", msg->seq);
+    p = ngx_cpymem(p, msg->msg_id, NGX_CHAT_MSG_ID_LEN);
+    p = ngx_cpymem(p, "\",\"user\":", sizeof("\",\"user\":") - 1);
+    p = ngx_chat_json_str(p, &msg->user);
+    p = ngx_cpymem(p, ",\"text\":", sizeof(",\"text\":") - 1);
+    p = ngx_chat_json_str(p, &msg->text);
+    p = ngx_sprintf(p, ",\"ts\":%uL}", msg->ts);
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+/* msgs are message event frames: their payloads are the history entries */
+
+ngx_chat_frame_t *
+ngx_chat_protocol_history(ngx_str_t *room, ngx_chat_frame_t **msgs,
+    ngx_uint_t n, ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_uint_t         i;
+    ngx_chat_frame_t  *f;
+
+    len = sizeof("{\"type\":\"history\",\"room\":,\"messages\":[]}") - 1
+          + ngx_chat_json_str_len(room) + ngx_chat_protocol_id_len(id);
+
+    for (i = 0; i < n; i++) {
+        len += msgs[i]->last - msgs[i]->payload + 1;
+    }
+
+    f = ngx_chat_frame_alloc(len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"history\",\"room\":",
+                   sizeof("{\"type\":\"history\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_chat_protocol_id(p, id);
+    p = ngx_cpymem(p, ",\"messages\":[", sizeof(",\"messages\":[") - 1);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, msgs[i]->payload, msgs[i]->last - msgs[i]->payload);
+    }
+
+    *p++ = ']';
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_heartbeat(ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"heartbeat\"}") - 1
+                             + ngx_chat_protocol_id_len(id), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"heartbeat\"",
+                   sizeof("{\"type\":\"heartbeat\"") - 1);
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_error(ngx_uint_t code, char *message, ngx_str_t *id,
+    ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_str_t          text, *name;
+    ngx_chat_frame_t  *f;
+
+    name = &ngx_chat_protocol_errors[code];
+    text.data = (u_char *) message;
+    text.len = ngx_strlen(message);
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"error\",\"code\":\"\","
+                                    "\"message\":}") - 1
+                             + name->len + ngx_chat_json_str_len(&text)
+                             + ngx_chat_protocol_id_len(id), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"error\",\"code\":\"",
+                   sizeof("{\"type\":\"error\",\"code\":\"") - 1);
+    p = ngx_cpymem(p, name->data, name->len);
+    p = ngx_cpymem(p, "\",\"message\":", sizeof("\",\"message\":") - 1);
+    p = ngx_chat_json_str(p, &text);
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}

@@ -1,0 +1,98 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <sys/random.h>
+#include "ngx_chat_store.h"
+#include "ngx_chat_store_memory.h"
+
+
+ngx_chat_store_t  *ngx_chat_store = &ngx_chat_store_memory;
+
+static uint64_t    ngx_chat_store_rand[2];
+
+
+ngx_int_t
+ngx_chat_store_init_process(ngx_cycle_t *cycle)
+{
+    if (getrandom(ngx_chat_store_rand, sizeof(ngx_chat_store_rand), 0)
+        != sizeof(ngx_chat_store_rand))
+    {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "chat: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_chat_store_rand[0] |= 1;
+
+    return ngx_chat_store->init_process(cycle);
+}
+
+
+void
+ngx_chat_store_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_store->exit_process(cycle);
+}
+
+
+static uint64_t
+ngx_chat_store_random(void)
+{
+    uint64_t  x, y;
+
+    x = ngx_chat_store_rand[0];
+    y = ngx_chat_store_rand[1];
+
+    ngx_chat_store_rand[0] = y;
+    x ^= x << 23;
+    ngx_chat_store_rand[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+
+    return ngx_chat_store_rand[1] + y;
+}
+
+
+/*
+ * A UUIDv7 (RFC 9562): 48 bits of Unix time in ms and 74 random bits from
+ * a xorshift128+ stream seeded by the kernel, so ids sort by time and do
+ * not collide across workers and hosts.
+ */
+
+void
+ngx_chat_store_msg_id(u_char *buf)
+{
+    u_char      b[16];
+    uint64_t    ms, ra, rb;
+    ngx_uint_t  i;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    ms = ngx_chat_now_ms();
+    ra = ngx_chat_store_random();
+    rb = ngx_chat_store_random();
+
+    for (i = 0; i < 6; i++) {
+        b[i] = (u_char) (ms >> (40 - 8 * i));
+    }
+
+    b[6] = (u_char) (0x70 | (ra & 0x0f));
+    b[7] = (u_char) (ra >> 4);
+    b[8] = (u_char) (0x80 | (rb & 0x3f));
+
+    for (i = 9; i < 16; i++) {
+        b[i] = (u_char) (rb >> (8 * (i - 8)));
+    }
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *buf++ = '-';
+        }
+
+        *buf++ = hex[b[i] >> 4];
+        *buf++ = hex[b[i] & 0xf];
+    }
+}

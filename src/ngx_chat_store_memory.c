@@ -1,0 +1,273 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_chat_store_memory.h"
+#include "ngx_chat_hub.h"
+
+
+/* the last chat_history_cache message frames of a room */
+
+typedef struct {
+    ngx_chat_frame_t          **frames;
+    ngx_uint_t                  size;
+    ngx_uint_t                  n;
+    ngx_uint_t                  head;         /* the oldest */
+} ngx_chat_memory_ring_t;
+
+
+static ngx_int_t ngx_chat_memory_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_memory_exit_process(ngx_cycle_t *cycle);
+static void ngx_chat_memory_join(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_leave(ngx_chat_room_t *room);
+static void ngx_chat_memory_publish(ngx_chat_store_op_t *op,
+    ngx_chat_msg_t *msg);
+static void ngx_chat_memory_history(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
+    uint64_t to);
+static ngx_int_t ngx_chat_memory_push(ngx_chat_room_t *room,
+    ngx_chat_frame_t *f);
+
+
+ngx_chat_store_t  ngx_chat_store_memory = {
+    "memory",
+    ngx_chat_memory_init_process,
+    ngx_chat_memory_exit_process,
+    ngx_chat_memory_join,
+    ngx_chat_memory_leave,
+    ngx_chat_memory_publish,
+    ngx_chat_memory_history
+};
+
+
+static ngx_uint_t  ngx_chat_memory_cache;
+static ngx_log_t  *ngx_chat_memory_log;
+
+
+static ngx_int_t
+ngx_chat_memory_init_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
+    ngx_chat_memory_cache = cmcf->history_cache;
+    ngx_chat_memory_log = cycle->log;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_memory_exit_process(ngx_cycle_t *cycle)
+{
+    /* worker memory goes with the process */
+}
+
+
+static void
+ngx_chat_memory_join(ngx_chat_store_op_t *op)
+{
+    uint64_t                 since;
+    ngx_chat_room_t         *room;
+    ngx_chat_memory_ring_t  *ring;
+
+    room = op->room;
+    op->seq = room->seq;
+
+    if (op->req->has_since && op->req->since < room->seq) {
+        since = op->req->since;
+        ring = room->store;
+
+        /* messages older than the ring are gone */
+
+        if (ring == NULL || room->seq - since > ring->n) {
+            op->truncated = 1;
+        }
+
+        ngx_chat_memory_range(op, since + 1, room->seq);
+    }
+
+    op->done(op);
+
+    if (op->frames) {
+        ngx_free(op->frames);
+    }
+}
+
+
+static void
+ngx_chat_memory_leave(ngx_chat_room_t *room)
+{
+    /* the room keeps its seq and messages for whoever joins next */
+}
+
+
+static void
+ngx_chat_memory_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
+{
+    ngx_chat_room_t   *room;
+    ngx_chat_frame_t  *f;
+
+    room = op->room;
+
+    msg->seq = room->seq + 1;
+    msg->ts = ngx_chat_now_ms();
+    ngx_chat_store_msg_id(msg->msg_id);
+
+    f = ngx_chat_protocol_message(msg, ngx_chat_memory_log);
+
+    if (f == NULL || ngx_chat_memory_push(room, f) != NGX_OK) {
+        if (f) {
+            ngx_chat_frame_unref(f);
+        }
+
+        op->error = NGX_CHAT_ERR_INTERNAL;
+        op->done(op);
+        return;
+    }
+
+    room->seq++;
+    op->seq = room->seq;
+
+    op->done(op);
+
+    (void) ngx_chat_hub_deliver(room, f);
+
+    ngx_chat_frame_unref(f);
+}
+
+
+static void
+ngx_chat_memory_history(ngx_chat_store_op_t *op)
+{
+    uint64_t          to;
+    ngx_chat_room_t  *room;
+
+    room = op->room;
+    to = room->seq;
+
+    if (op->req->has_before) {
+        if (op->req->before == 0) {
+            op->done(op);
+            return;
+        }
+
+        to = ngx_min(to, op->req->before - 1);
+    }
+
+    if (to >= 1) {
+        ngx_chat_memory_range(op, to > op->req->limit
+                                  ? to - op->req->limit + 1 : 1, to);
+    }
+
+    op->done(op);
+
+    if (op->frames) {
+        ngx_free(op->frames);
+    }
+}
+
+
+/* points op->frames at the ring's messages with seqs from..to */
+
+static void
+ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from, uint64_t to)
+{
+    uint64_t                 oldest, seq;
+    ngx_uint_t               i;
+    ngx_chat_room_t         *room;
+    ngx_chat_memory_ring_t  *ring;
+
+    room = op->room;
+    ring = room->store;
+
+    if (ring == NULL || ring->n == 0) {
+        return;
+    }
+
+    oldest = room->seq - ring->n + 1;
+    from = ngx_max(from, oldest);
+
+    if (from > to) {
+        return;
+    }
+
+    op->frames = ngx_alloc((to - from + 1) * sizeof(ngx_chat_frame_t *),
+                           ngx_chat_memory_log);
+    if (op->frames == NULL) {
+        op->error = NGX_CHAT_ERR_INTERNAL;
+        return;
+    }
+
+    for (seq = from; seq <= to; seq++) {
+        i = (ring->head + (seq - oldest)) % ring->size;
+        op->frames[op->nframes++] = ring->frames[i];
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_memory_push(ngx_chat_room_t *room, ngx_chat_frame_t *f)
+{
+    ngx_uint_t               i, size;
+    ngx_chat_frame_t       **frames;
+    ngx_chat_memory_ring_t  *ring;
+
+    if (ngx_chat_memory_cache == 0) {
+        return NGX_OK;
+    }
+
+    ring = room->store;
+
+    if (ring == NULL) {
+        ring = ngx_calloc(sizeof(ngx_chat_memory_ring_t),
+                          ngx_chat_memory_log);
+        if (ring == NULL) {
+            return NGX_ERROR;
+        }
+
+        room->store = ring;
+    }
+
+    if (ring->n == ring->size && ring->size < ngx_chat_memory_cache) {
+
+        /* grow: small rooms keep small rings */
+
+        size = ngx_min(ngx_max(2 * ring->size, 16), ngx_chat_memory_cache);
+
+        frames = ngx_alloc(size * sizeof(ngx_chat_frame_t *),
+                           ngx_chat_memory_log);
+        if (frames == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < ring->n; i++) {
+            frames[i] = ring->frames[(ring->head + i) % ring->size];
+        }
+
+        if (ring->frames) {
+            ngx_free(ring->frames);
+        }
+
+        ring->frames = frames;
+        ring->size = size;
+        ring->head = 0;
+    }
+
+    if (ring->n == ring->size) {
+        ngx_chat_frame_unref(ring->frames[ring->head]);
+        ring->frames[ring->head] = ngx_chat_frame_ref(f);
+        ring->head = (ring->head + 1) % ring->size;
+        return NGX_OK;
+    }
+
+    ring->frames[(ring->head + ring->n) % ring->size] = ngx_chat_frame_ref(f);
+    ring->n++;
+
+    return NGX_OK;
+}

@@ -1,0 +1,991 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+#include "ngx_chat_ws.h"
+#include "ngx_chat_status.h"
+
+
+#define NGX_CHAT_WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define NGX_CHAT_WS_READ      65536
+#define NGX_CHAT_WS_READS     16
+#define NGX_CHAT_WS_IOVS      64
+#define NGX_CHAT_WS_LINGER    2000
+
+
+static ngx_int_t ngx_chat_ws_upgrade_required(ngx_http_request_t *r,
+    char *name, char *value);
+static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
+    char *name);
+static ngx_uint_t ngx_chat_ws_header_has(ngx_http_request_t *r, char *name,
+    char *token);
+static ngx_int_t ngx_chat_ws_accept(ngx_chat_ws_t *ws, ngx_str_t *key);
+static void ngx_chat_ws_read_handler(ngx_event_t *rev);
+static void ngx_chat_ws_write_handler(ngx_event_t *wev);
+static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
+static void ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last);
+static ngx_int_t ngx_chat_ws_data(ngx_chat_ws_t *ws,
+    ngx_chat_frame_event_t *ev);
+static void ngx_chat_ws_control(ngx_chat_ws_t *ws,
+    ngx_chat_frame_event_t *ev);
+static void ngx_chat_ws_timer(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
+static void ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws);
+static ngx_int_t ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_shutdown(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_cleanup(void *data);
+
+
+/* one read buffer per worker: messages are handled before the next read */
+static u_char           ngx_chat_ws_buf[NGX_CHAT_WS_READ];
+static ngx_chat_out_t  *ngx_chat_ws_free_out;
+
+
+ngx_int_t
+ngx_chat_ws_handshake(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
+{
+    u_char            buf[32];
+    ngx_str_t         key, dec, *origin;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->http_version != NGX_HTTP_VERSION_11
+        || !ngx_chat_ws_header_has(r, "Upgrade", "websocket")
+        || !ngx_chat_ws_header_has(r, "Connection", "upgrade"))
+    {
+        return ngx_chat_ws_upgrade_required(r, "Upgrade", "websocket");
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Version");
+
+    if (h == NULL || h->value.len != 2 || h->value.data[0] != '1'
+        || h->value.data[1] != '3')
+    {
+        return ngx_chat_ws_upgrade_required(r, "Sec-WebSocket-Version", "13");
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
+    if (h == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    key = h->value;
+    dec.data = buf;
+
+    if (key.len != 24 || key.data[22] != '=' || key.data[23] != '='
+        || ngx_decode_base64(&dec, &key) != NGX_OK || dec.len != 16)
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (lcf->origins) {
+        h = ngx_chat_ws_header(r, "Origin");
+
+        if (h) {
+            origin = lcf->origins->elts;
+
+            for (i = 0; i < lcf->origins->nelts; i++) {
+                if (origin[i].len == h->value.len
+                    && ngx_strncasecmp(origin[i].data, h->value.data,
+                                       h->value.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (i == lcf->origins->nelts) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* 426, with the header that tells the client what to do */
+
+static ngx_int_t
+ngx_chat_ws_upgrade_required(ngx_http_request_t *r, char *name, char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+
+    return 426;
+}
+
+
+static ngx_table_elt_t *
+ngx_chat_ws_header(ngx_http_request_t *r, char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* does any header "name" hold "token" in its comma separated list */
+
+static ngx_uint_t
+ngx_chat_ws_header_has(ngx_http_request_t *r, char *name, char *token)
+{
+    u_char           *p, *last, *start;
+    size_t            len, tlen;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    tlen = ngx_strlen(token);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != len
+            || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
+        {
+            continue;
+        }
+
+        p = h[i].value.data;
+        last = p + h[i].value.len;
+
+        while (p < last) {
+
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            start = p;
+
+            while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
+                p++;
+            }
+
+            if ((size_t) (p - start) == tlen
+                && ngx_strncasecmp(start, (u_char *) token, tlen) == 0)
+            {
+                return 1;
+            }
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+        }
+    }
+}
+
+
+ngx_chat_ws_t *
+ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
+{
+    ngx_chat_ws_t       *ws;
+    ngx_pool_cleanup_t  *cln;
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
+    if (ws == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_chat_ws_cleanup;
+    cln->data = ws;
+
+    ws->request = r;
+    ws->connection = r->connection;
+    ws->conf = lcf;
+    ws->out_last = &ws->out;
+    ws->parser.max_size = lcf->max_message_size;
+
+    ngx_http_set_ctx(r, ws, ngx_chat_module);
+
+    return ws;
+}
+
+
+/*
+ * Sends the 101 response, takes the connection over from the HTTP state
+ * machine and handles any frames the client sent along with its request.
+ */
+
+ngx_int_t
+ngx_chat_ws_start(ngx_chat_ws_t *ws)
+{
+    ngx_table_elt_t     *h;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ws->request;
+    c = ws->connection;
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
+
+    if (ngx_chat_ws_accept(ws, &h->value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->header_sent = 1;
+    r->keepalive = 0;
+    r->lingering_close = 0;
+    r->main->count++;
+
+    c->log->action = "handling websocket";
+    c->idle = 1;
+    c->read->handler = ngx_chat_ws_read_handler;
+    c->write->handler = ngx_chat_ws_write_handler;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    ws->last_read = ngx_current_msec;
+    ngx_add_timer(c->read, ngx_min(ws->conf->ping_interval,
+                                   ws->conf->idle_timeout));
+
+    /* frames may have come with the request: the read handler takes them */
+
+    ngx_post_event(c->read, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_accept(ngx_chat_ws_t *ws, ngx_str_t *key)
+{
+    u_char            hash[20];
+    ngx_str_t         src, dst;
+    ngx_sha1_t        sha1;
+    ngx_chat_frame_t  *f;
+
+    static u_char  head[] = "HTTP/1.1 101 Switching Protocols" CRLF
+                            "Upgrade: websocket" CRLF
+                            "Connection: upgrade" CRLF
+                            "Sec-WebSocket-Accept: ";
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_update(&sha1, NGX_CHAT_WS_GUID, sizeof(NGX_CHAT_WS_GUID) - 1);
+    ngx_sha1_final(hash, &sha1);
+
+    f = ngx_chat_frame_alloc(sizeof(head) - 1 + ngx_base64_encoded_length(20)
+                             + sizeof(CRLF CRLF) - 1, ws->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    src.data = hash;
+    src.len = 20;
+    dst.data = ngx_cpymem(f->payload, head, sizeof(head) - 1);
+
+    ngx_encode_base64(&dst, &src);
+
+    f->last = ngx_cpymem(dst.data + dst.len, CRLF CRLF, sizeof(CRLF CRLF) - 1);
+
+    /* not a websocket frame: the response goes out as it is */
+
+    ngx_chat_ws_queue(ws, f);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Queues a frame for the connection.  Never closes the connection from
+ * here: the caller may be walking a room's member list.
+ */
+
+ngx_int_t
+ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
+{
+    if (ws->closing) {
+        return NGX_DECLINED;
+    }
+
+    if (ws->out_bytes + ngx_chat_frame_size(f) > ws->conf->send_buffer) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "chat: client is too slow, %uz bytes queued",
+                      ws->out_bytes);
+
+        ngx_chat_stat_inc(slow_consumers);
+
+        ngx_chat_ws_drop_queue(ws);
+        ngx_chat_ws_close(ws, NGX_CHAT_CLOSE_TRY_LATER, "slow consumer");
+
+        return NGX_DECLINED;
+    }
+
+    ngx_chat_ws_queue(ws, ngx_chat_frame_ref(f));
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
+{
+    ngx_chat_frame_t  *f;
+
+    if (ws->closing) {
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "chat: close %ui \"%s\"", code, reason);
+
+    if (code == NGX_CHAT_CLOSE_NO_STATUS) {
+        f = ngx_chat_frame_control(NGX_CHAT_OP_CLOSE, NULL, 0,
+                                   ws->connection->log);
+
+    } else {
+        f = ngx_chat_frame_close(code, reason, ws->connection->log);
+    }
+
+    if (f) {
+        ngx_chat_ws_queue(ws, f);
+    }
+
+    ws->closing = 1;
+
+    if (!ws->connection->write->posted) {
+        ngx_post_event(ws->connection->write, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
+{
+    ngx_event_t     *wev;
+    ngx_chat_out_t  *out;
+
+    out = ngx_chat_ws_free_out;
+
+    if (out) {
+        ngx_chat_ws_free_out = out->next;
+
+    } else {
+        out = ngx_alloc(sizeof(ngx_chat_out_t), ws->connection->log);
+        if (out == NULL) {
+            ngx_chat_frame_unref(f);
+            ws->connection->error = 1;
+            return;
+        }
+    }
+
+    out->frame = f;
+    out->next = NULL;
+    *ws->out_last = out;
+    ws->out_last = &out->next;
+    ws->out_bytes += ngx_chat_frame_size(f);
+
+    /* one write per connection per event loop pass, whatever was queued */
+
+    wev = ws->connection->write;
+
+    if (wev->ready && !wev->posted) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws)
+{
+    ngx_chat_out_t  *out, *next;
+
+    for (out = ws->out; out; out = next) {
+        next = out->next;
+
+        /* a frame partly written must be finished, or the stream breaks */
+
+        if (out == ws->out && ws->out_sent) {
+            continue;
+        }
+
+        ngx_chat_frame_unref(out->frame);
+        out->next = ngx_chat_ws_free_out;
+        ngx_chat_ws_free_out = out;
+    }
+
+    if (ws->out && ws->out_sent) {
+        ws->out->next = NULL;
+        ws->out_last = &ws->out->next;
+        ws->out_bytes = ngx_chat_frame_size(ws->out->frame) - ws->out_sent;
+
+    } else {
+        ws->out = NULL;
+        ws->out_last = &ws->out;
+        ws->out_bytes = 0;
+        ws->out_sent = 0;
+    }
+}
+
+
+static void
+ngx_chat_ws_read_handler(ngx_event_t *rev)
+{
+    ssize_t              n;
+    ngx_buf_t           *b;
+    ngx_uint_t           i;
+    ngx_chat_ws_t       *ws;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = rev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (c->close) {
+        /* graceful shutdown or reload */
+        c->close = 0;
+        c->idle = 0;
+        ngx_chat_ws_close(ws, NGX_CHAT_CLOSE_GOING_AWAY, "server shutdown");
+        ngx_chat_ws_write_handler(c->write);
+        return;
+    }
+
+    if (rev->timedout) {
+        rev->timedout = 0;
+        ngx_chat_ws_timer(ws);
+    }
+
+    b = r->header_in;
+
+    while (b && b->pos < b->last && !ws->closing) {
+        n = ngx_min(b->last - b->pos, NGX_CHAT_WS_READ);
+        ngx_memcpy(ngx_chat_ws_buf, b->pos, n);
+        b->pos += n;
+
+        ngx_chat_ws_process(ws, ngx_chat_ws_buf, ngx_chat_ws_buf + n);
+    }
+
+    for (i = 0; i < NGX_CHAT_WS_READS && !ws->closing; i++) {
+
+        n = c->recv(c, ngx_chat_ws_buf, NGX_CHAT_WS_READ);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            c->error = 1;
+            ngx_chat_ws_finalize(ws);
+            return;
+        }
+
+        ws->last_read = ngx_current_msec;
+        ws->ping_sent = 0;
+
+        ngx_chat_ws_process(ws, ngx_chat_ws_buf, ngx_chat_ws_buf + n);
+
+        if (c->error) {
+            ngx_chat_ws_finalize(ws);
+            return;
+        }
+    }
+
+    if (ws->closing) {
+        ngx_chat_ws_write_handler(c->write);
+        return;
+    }
+
+    if (i == NGX_CHAT_WS_READS && rev->ready) {
+        ngx_post_event(rev, &ngx_posted_next_events);
+        return;
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_chat_ws_finalize(ws);
+    }
+}
+
+
+static void
+ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last)
+{
+    ngx_int_t               rc;
+    ngx_chat_frame_event_t  ev;
+
+    while (!ws->closing) {
+
+        rc = ngx_chat_frame_parse(&ws->parser, &p, last, &ev);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                          "chat: websocket protocol error, closing with %ui",
+                          ev.close_code);
+
+            ngx_chat_ws_close(ws, ev.close_code, "");
+            return;
+        }
+
+        if (ev.type == NGX_CHAT_FRAME_CONTROL) {
+            ngx_chat_ws_control(ws, &ev);
+            continue;
+        }
+
+        if (ngx_chat_ws_data(ws, &ev) != NGX_OK) {
+            ws->connection->error = 1;
+            return;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_ws_data(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
+{
+    u_char  *msg;
+    size_t   size;
+
+    if (ev->first && ev->last) {
+        /* the common case: a whole message in one read, no copy */
+        ws->on_message(ws, ev->opcode, ev->data, ev->len);
+        return NGX_OK;
+    }
+
+    if (ws->msg_len + ev->len > ws->msg_size) {
+
+        /* the parser has checked the size against chat_max_message_size */
+
+        size = ngx_max(ws->parser.msg_len, 2 * ws->msg_size);
+        size = ngx_min(size, ws->conf->max_message_size);
+
+        msg = ngx_alloc(size, ws->connection->log);
+        if (msg == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ws->msg) {
+            ngx_memcpy(msg, ws->msg, ws->msg_len);
+            ngx_free(ws->msg);
+        }
+
+        ws->msg = msg;
+        ws->msg_size = size;
+    }
+
+    if (ev->len) {
+        ngx_memcpy(ws->msg + ws->msg_len, ev->data, ev->len);
+        ws->msg_len += ev->len;
+    }
+
+    if (!ev->last) {
+        return NGX_OK;
+    }
+
+    ws->on_message(ws, ev->opcode, ws->msg, ws->msg_len);
+
+    ngx_free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_len = 0;
+    ws->msg_size = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
+{
+    ngx_uint_t         code, fail;
+    ngx_chat_frame_t  *f;
+
+    switch (ev->opcode) {
+
+    case NGX_CHAT_OP_PING:
+        f = ngx_chat_frame_control(NGX_CHAT_OP_PONG, ev->data, ev->len,
+                                   ws->connection->log);
+        if (f == NULL) {
+            ws->connection->error = 1;
+            return;
+        }
+
+        (void) ngx_chat_ws_send(ws, f);
+        ngx_chat_frame_unref(f);
+        return;
+
+    case NGX_CHAT_OP_PONG:
+        return;
+
+    default: /* NGX_CHAT_OP_CLOSE */
+        fail = ngx_chat_frame_close_check(ev->data, ev->len, &code);
+
+        if (fail) {
+            ngx_chat_ws_close(ws, fail, "");
+            return;
+        }
+
+        ngx_chat_ws_close(ws, ev->len ? code : NGX_CHAT_CLOSE_NO_STATUS, "");
+        return;
+    }
+}
+
+
+/* one timer per connection serves both the ping and the idle timeout */
+
+static void
+ngx_chat_ws_timer(ngx_chat_ws_t *ws)
+{
+    ngx_msec_t         silent, next;
+    ngx_chat_frame_t  *f;
+
+    silent = ngx_current_msec - ws->last_read;
+
+    if (silent >= ws->conf->idle_timeout) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "chat: client silent for %Mms, closing", silent);
+        ngx_chat_ws_close(ws, NGX_CHAT_CLOSE_NORMAL, "idle timeout");
+        return;
+    }
+
+    if (silent >= ws->conf->ping_interval && !ws->ping_sent) {
+        f = ngx_chat_frame_control(NGX_CHAT_OP_PING, NULL, 0,
+                                   ws->connection->log);
+        if (f) {
+            (void) ngx_chat_ws_send(ws, f);
+            ngx_chat_frame_unref(f);
+        }
+
+        ws->ping_sent = 1;
+    }
+
+    next = ws->conf->idle_timeout - silent;
+
+    if (!ws->ping_sent && ws->conf->ping_interval - silent < next) {
+        next = ws->conf->ping_interval - silent;
+    }
+
+    ngx_add_timer(ws->connection->read, next);
+}
+
+
+static void
+ngx_chat_ws_write_handler(ngx_event_t *wev)
+{
+    ngx_chat_ws_t       *ws;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = wev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (wev->timedout) {
+        /* the client did not take the close frame in time */
+        c->timedout = 1;
+        ngx_chat_ws_finalize(ws);
+        return;
+    }
+
+    if (ngx_chat_ws_flush(ws) != NGX_OK) {
+        c->error = 1;
+        ngx_chat_ws_finalize(ws);
+        return;
+    }
+
+    if (ws->out) {
+        if (ws->closing && !wev->timer_set) {
+            ngx_add_timer(wev, NGX_CHAT_WS_LINGER);
+        }
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_chat_ws_finalize(ws);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    if (ws->closing) {
+        ngx_chat_ws_shutdown(ws);
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_ws_flush(ngx_chat_ws_t *ws)
+{
+    size_t             size, sent;
+    ssize_t            n;
+    ngx_err_t          err;
+    ngx_uint_t         niov;
+    struct iovec       iov[NGX_CHAT_WS_IOVS];
+    ngx_chat_out_t    *out;
+    ngx_connection_t  *c;
+    ngx_chat_frame_t  *f;
+
+    c = ws->connection;
+
+    while (ws->out) {
+
+        if (!c->write->ready) {
+            return NGX_OK;
+        }
+
+        size = 0;
+        niov = 0;
+
+        for (out = ws->out; out && niov < NGX_CHAT_WS_IOVS; out = out->next) {
+            f = out->frame;
+            iov[niov].iov_base = f->pos;
+            iov[niov].iov_len = ngx_chat_frame_size(f);
+
+            if (niov == 0) {
+                iov[0].iov_base = f->pos + ws->out_sent;
+                iov[0].iov_len -= ws->out_sent;
+            }
+
+            size += iov[niov].iov_len;
+            niov++;
+
+            if (c->ssl) {
+                break;
+            }
+        }
+
+        if (c->ssl) {
+            n = c->send(c, iov[0].iov_base, iov[0].iov_len);
+
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (n == NGX_AGAIN) {
+                return NGX_OK;
+            }
+
+        } else {
+            n = writev(c->fd, iov, niov);
+
+            if (n == -1) {
+                err = ngx_socket_errno;
+
+                if (err == NGX_EAGAIN) {
+                    c->write->ready = 0;
+                    return NGX_OK;
+                }
+
+                if (err == NGX_EINTR) {
+                    continue;
+                }
+
+                ngx_connection_error(c, err, "writev() failed");
+                return NGX_ERROR;
+            }
+
+            if ((size_t) n < size) {
+                c->write->ready = 0;
+            }
+        }
+
+        c->sent += n;
+        ws->out_bytes -= n;
+        sent = n;
+
+        while (sent) {
+            out = ws->out;
+            size = ngx_chat_frame_size(out->frame) - ws->out_sent;
+
+            if (sent < size) {
+                ws->out_sent += sent;
+                break;
+            }
+
+            sent -= size;
+            ws->out_sent = 0;
+            ws->out = out->next;
+
+            ngx_chat_frame_unref(out->frame);
+            out->next = ngx_chat_ws_free_out;
+            ngx_chat_ws_free_out = out;
+        }
+
+        if (ws->out == NULL) {
+            ws->out_last = &ws->out;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Everything queued went out after a close frame: stop writing and read
+ * until the client closes too, so that unread input does not turn our
+ * close into a reset that could destroy the close frame on its way.
+ */
+
+static void
+ngx_chat_ws_shutdown(ngx_chat_ws_t *ws)
+{
+    ngx_connection_t  *c;
+
+    c = ws->connection;
+
+    if (ws->shut) {
+        return;
+    }
+
+    ws->shut = 1;
+
+    if (c->ssl || shutdown(c->fd, SHUT_WR) == -1) {
+        ngx_chat_ws_finalize(ws);
+        return;
+    }
+
+    c->read->handler = ngx_chat_ws_drain_handler;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    ngx_add_timer(c->read, NGX_CHAT_WS_LINGER);
+
+    ngx_chat_ws_drain_handler(c->read);
+}
+
+
+static void
+ngx_chat_ws_drain_handler(ngx_event_t *rev)
+{
+    ssize_t              n;
+    ngx_chat_ws_t       *ws;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = rev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (rev->timedout || c->close) {
+        ngx_chat_ws_finalize(ws);
+        return;
+    }
+
+    do {
+        n = c->recv(c, ngx_chat_ws_buf, NGX_CHAT_WS_READ);
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_chat_ws_finalize(ws);
+            return;
+        }
+
+    } while (n > 0);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_chat_ws_finalize(ws);
+    }
+}
+
+
+static void
+ngx_chat_ws_finalize(ngx_chat_ws_t *ws)
+{
+    ngx_http_request_t  *r;
+
+    r = ws->request;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "chat: finalize websocket");
+
+    r->connection->log->action = "closing websocket";
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+static void
+ngx_chat_ws_cleanup(void *data)
+{
+    ngx_chat_ws_t *ws = data;
+
+    if (ws->on_cleanup) {
+        ws->on_cleanup(ws);
+    }
+
+    ngx_chat_ws_drop_queue(ws);
+
+    if (ws->out) {
+        ngx_chat_frame_unref(ws->out->frame);
+        ws->out->next = ngx_chat_ws_free_out;
+        ngx_chat_ws_free_out = ws->out;
+        ws->out = NULL;
+    }
+
+    if (ws->msg) {
+        ngx_free(ws->msg);
+        ws->msg = NULL;
+    }
+}

@@ -1,0 +1,68 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_WS_H_INCLUDED_
+#define _NGX_CHAT_WS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_chat.h"
+#include "ngx_chat_frame.h"
+
+
+typedef void (*ngx_chat_ws_message_pt)(ngx_chat_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len);
+typedef void (*ngx_chat_ws_cleanup_pt)(ngx_chat_ws_t *ws);
+
+
+typedef struct ngx_chat_out_s  ngx_chat_out_t;
+
+struct ngx_chat_out_s {
+    ngx_chat_out_t             *next;
+    ngx_chat_frame_t           *frame;
+};
+
+
+struct ngx_chat_ws_s {
+    ngx_http_request_t         *request;
+    ngx_connection_t           *connection;
+    ngx_chat_loc_conf_t        *conf;
+
+    ngx_chat_ws_message_pt      on_message;
+    ngx_chat_ws_cleanup_pt      on_cleanup;
+    void                       *data;
+
+    ngx_chat_out_t             *out;
+    ngx_chat_out_t            **out_last;
+    size_t                      out_sent;     /* of the first frame */
+    size_t                      out_bytes;
+
+    u_char                     *msg;          /* a message in pieces */
+    size_t                      msg_len;
+    size_t                      msg_size;
+
+    ngx_msec_t                  last_read;
+
+    unsigned                    closing:1;    /* close frame queued */
+    unsigned                    shut:1;       /* writes shut down */
+    unsigned                    ping_sent:1;
+
+    ngx_chat_frame_parser_t     parser;
+};
+
+
+ngx_int_t ngx_chat_ws_handshake(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf);
+ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf);
+ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
+ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
+void ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason);
+
+
+#endif /* _NGX_CHAT_WS_H_INCLUDED_ */
