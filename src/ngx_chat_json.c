@@ -22,6 +22,10 @@ ngx_chat_json_escape_len(u_char *src, size_t len)
     u_char  *p, *last;
     size_t   n, size;
 
+    if (len == 0) {
+        return 0;
+    }
+
     size = 0;
     last = src + len;
 
@@ -70,6 +74,10 @@ ngx_chat_json_escape(u_char *dst, u_char *src, size_t len)
 {
     u_char  c, *p, *last;
     size_t   n;
+
+    if (len == 0) {
+        return dst;
+    }
 
     last = src + len;
 

@@ -1,0 +1,108 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+/*
+ * The JSON protocol decoder on hostile input, and the encoders on whatever
+ * strings it lets through, the raw input itself as a user name included:
+ * every reply must be valid UTF-8 and parse back to the same strings.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_chat_protocol.h"
+
+
+static void ngx_chat_fuzz_check(ngx_chat_frame_t *f, ngx_str_t *text);
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    ngx_str_t           raw, id;
+    ngx_chat_msg_t      msg;
+    ngx_chat_utf8_t     utf8;
+    ngx_chat_request_t  req;
+
+    /* the WebSocket layer lets only valid UTF-8 through to the decoder */
+
+    memset(&utf8, 0, sizeof(utf8));
+
+    if (ngx_chat_utf8_validate(&utf8, (u_char *) data, size) != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        return 0;
+    }
+
+    raw.data = (u_char *) data;
+    raw.len = size;
+
+    if (ngx_chat_protocol_decode((u_char *) data, size, &req) != NGX_OK) {
+        ngx_chat_fuzz_check(ngx_chat_protocol_error(req.error, req.reason,
+                                                    &req.id, NULL), NULL);
+        ngx_chat_protocol_free(&req);
+        return 0;
+    }
+
+    memset(&msg, 0, sizeof(msg));
+    msg.room = req.room;
+    msg.user = raw;
+    msg.text = req.text;
+    msg.seq = req.since;
+    memset(msg.msg_id, 'a', NGX_CHAT_MSG_ID_LEN);
+
+    ngx_chat_fuzz_check(ngx_chat_protocol_message(&msg, NULL), &req.text);
+
+    id = req.id;
+    ngx_chat_fuzz_check(ngx_chat_protocol_ack(&req.room, req.before, &id,
+                                              NULL), NULL);
+
+    ngx_chat_protocol_free(&req);
+
+    return 0;
+}
+
+
+static void
+ngx_chat_fuzz_check(ngx_chat_frame_t *f, ngx_str_t *text)
+{
+    cJSON            *json, *item;
+    ngx_chat_utf8_t   utf8;
+
+    if (f == NULL) {
+        abort();
+    }
+
+    memset(&utf8, 0, sizeof(utf8));
+
+    if (ngx_chat_utf8_validate(&utf8, f->payload, f->last - f->payload)
+        != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        abort();
+    }
+
+    json = cJSON_ParseWithLength((char *) f->payload, f->last - f->payload);
+
+    if (json == NULL) {
+        abort();
+    }
+
+    /* text that came in as valid UTF-8 must come back unchanged */
+
+    if (text && text->data) {
+        item = cJSON_GetObjectItemCaseSensitive(json, "text");
+
+        if (!cJSON_IsString(item)
+            || strlen(item->valuestring) != text->len
+            || memcmp(item->valuestring, text->data, text->len) != 0)
+        {
+            abort();
+        }
+    }
+
+    cJSON_Delete(json);
+    free(f);
+}

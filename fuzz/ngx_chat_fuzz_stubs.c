@@ -1,0 +1,73 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+/*
+ * The few nginx core functions the fuzzed files call, for a fuzzer that
+ * links no nginx: nginx-dev ships headers only.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+
+void *
+ngx_alloc(size_t size, ngx_log_t *log)
+{
+    return malloc(size);
+}
+
+
+/* only the conversions the fuzzed code uses: %uA %uL %ui %s */
+
+u_char * ngx_cdecl
+ngx_sprintf(u_char *buf, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+
+    while (*fmt) {
+
+        if (*fmt != '%') {
+            *buf++ = *fmt++;
+            continue;
+        }
+
+        fmt++;
+
+        if (*fmt == 's') {
+            buf += sprintf((char *) buf, "%s", va_arg(args, char *));
+            fmt++;
+            continue;
+        }
+
+        if (*fmt == 'u') {
+            fmt++;
+        }
+
+        switch (*fmt++) {
+        case 'A':
+            buf += sprintf((char *) buf, "%lu",
+                           (unsigned long) va_arg(args, ngx_atomic_uint_t));
+            break;
+
+        case 'L':
+            buf += sprintf((char *) buf, "%llu",
+                           (unsigned long long) va_arg(args, uint64_t));
+            break;
+
+        default:
+            buf += sprintf((char *) buf, "%lu",
+                           (unsigned long) va_arg(args, ngx_uint_t));
+        }
+    }
+
+    va_end(args);
+
+    return buf;
+}
