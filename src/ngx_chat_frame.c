@@ -396,7 +396,12 @@ ngx_chat_frame_control(ngx_uint_t opcode, u_char *data, size_t len,
         return NULL;
     }
 
-    f->last = ngx_cpymem(f->payload, data, len);
+    f->last = f->payload;
+
+    if (len) {
+        f->last = ngx_cpymem(f->payload, data, len);
+    }
+
     ngx_chat_frame_seal(f, opcode);
 
     return f;

@@ -76,14 +76,22 @@ ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req)
     ngx_memzero(req, sizeof(ngx_chat_request_t));
 
     /*
-     * cJSON takes raw control characters in strings; JSON allows them
-     * nowhere but as whitespace
+     * cJSON takes raw control characters in strings, which JSON allows
+     * nowhere but as whitespace, and cuts a string short at "\u0000"
      */
 
     for (p = data, last = data + len; p < last; p++) {
+
         if (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n') {
             return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
                                           "control character in JSON");
+        }
+
+        if (*p == '\\' && ++p < last && *p == 'u' && last - p > 4
+            && ngx_strncmp(p + 1, "0000", 4) == 0)
+        {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "U+0000 in a string");
         }
     }
 

@@ -642,7 +642,10 @@ ngx_chat_ws_data(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
         return NGX_OK;
     }
 
-    ws->on_message(ws, ev->opcode, ws->msg, ws->msg_len);
+    /* a message of empty fragments has no buffer */
+
+    ws->on_message(ws, ev->opcode, ws->msg ? ws->msg : (u_char *) "",
+                   ws->msg_len);
 
     ngx_free(ws->msg);
     ws->msg = NULL;
