@@ -44,14 +44,14 @@ $(BUILD)/nginx/objs/Makefile: config
 
 $(BUILD)/ngx_chat_module.so: $(BUILD)/nginx/objs/Makefile $(SRCS)
 	$(MAKE) -s -f $(BUILD)/nginx/objs/Makefile -C $(BUILD)/nginx/src modules
-	cp $(BUILD)/nginx/objs/ngx_chat_module.so $@
+	cp $(BUILD)/nginx/objs/ngx_chat_module.so $@.tmp && mv $@.tmp $@
 
 $(BUILD)/asan/objs/Makefile: config
 	$(call ngx_chat_configure,$(BUILD)/asan,$(ASAN_CC_OPT),-fPIC $(ASAN_LD_OPT))
 
 $(BUILD)/asan/ngx_chat_module.so: $(BUILD)/asan/objs/Makefile $(SRCS)
 	$(MAKE) -s -f $(BUILD)/asan/objs/Makefile -C $(BUILD)/asan/src modules
-	cp $(BUILD)/asan/objs/ngx_chat_module.so $@
+	cp $(BUILD)/asan/objs/ngx_chat_module.so $@.tmp && mv $@.tmp $@
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
