@@ -127,6 +127,7 @@ static ngx_int_t
 ngx_chat_protocol_fields(ngx_chat_request_t *req)
 {
     cJSON                   *json, *item;
+    uint64_t                 limit;
     ngx_str_t                op, id;
     ngx_int_t                rc;
     ngx_chat_protocol_op_t  *o;
@@ -210,20 +211,16 @@ ngx_chat_protocol_fields(ngx_chat_request_t *req)
         req->has_before = (rc == NGX_OK);
         req->limit = NGX_CHAT_HISTORY_DEFAULT;
 
-        item = cJSON_GetObjectItemCaseSensitive(json, "limit");
+        rc = ngx_chat_protocol_uint(json, "limit", &limit);
 
-        if (item) {
-            if (!cJSON_IsNumber(item) || item->valuedouble < 1
-                || item->valuedouble != (double) (int64_t) item->valuedouble)
-            {
-                return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                              "\"limit\" must be a positive "
-                                              "integer");
-            }
+        if (rc == NGX_ERROR || (rc == NGX_OK && limit == 0)) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"limit\" must be a positive "
+                                          "integer");
+        }
 
-            req->limit = item->valuedouble > NGX_CHAT_HISTORY_MAX
-                         ? NGX_CHAT_HISTORY_MAX
-                         : (ngx_uint_t) item->valuedouble;
+        if (rc == NGX_OK) {
+            req->limit = ngx_min(limit, NGX_CHAT_HISTORY_MAX);
         }
 
         break;
