@@ -339,6 +339,7 @@ ngx_chat_frame_alloc(size_t size, ngx_log_t *log)
     }
 
     f->refs = 1;
+    f->seq = 0;
     f->payload = f->data + NGX_CHAT_HEADER_MAX;
     f->pos = f->payload;
     f->last = f->payload;

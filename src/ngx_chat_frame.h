@@ -76,6 +76,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t          refs;
+    uint64_t            seq;          /* of a message event, else 0 */
     u_char             *pos;
     u_char             *last;
     u_char             *payload;

@@ -12,6 +12,13 @@
 #include "ngx_chat_status.h"
 
 
+/* messages a joining member may miss before it is closed as too slow */
+#define NGX_CHAT_HUB_PENDING_MAX  4096
+
+
+static ngx_int_t ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f);
+
+
 static ngx_rbtree_t       ngx_chat_hub_rooms;
 static ngx_rbtree_node_t  ngx_chat_hub_sentinel;
 
@@ -64,7 +71,7 @@ ngx_chat_hub_join(ngx_chat_room_t *room, ngx_chat_session_t *s,
 {
     ngx_chat_member_t  *m;
 
-    m = ngx_alloc(sizeof(ngx_chat_member_t), log);
+    m = ngx_calloc(sizeof(ngx_chat_member_t), log);
     if (m == NULL) {
         return NULL;
     }
@@ -96,6 +103,14 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
     ngx_queue_remove(&m->session_link);
     m->session->nrooms--;
 
+    while (m->npending) {
+        ngx_chat_frame_unref(m->pending[--m->npending]);
+    }
+
+    if (m->pending) {
+        ngx_free(m->pending);
+    }
+
     ngx_free(m);
 
     if (--room->nmembers == 0) {
@@ -111,7 +126,7 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
 void
 ngx_chat_hub_release(ngx_chat_room_t *room)
 {
-    if (room->nmembers || room->store) {
+    if (room->nmembers || room->refs || room->store) {
         return;
     }
 
@@ -119,6 +134,12 @@ ngx_chat_hub_release(ngx_chat_room_t *room)
     ngx_free(room);
 }
 
+
+/*
+ * A message for the room: every member that has finished joining gets it
+ * unless it already has it (a replay may have overlapped live messages);
+ * a member still joining keeps it until its join is answered.
+ */
 
 ngx_uint_t
 ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
@@ -129,13 +150,22 @@ ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
 
     n = 0;
 
+    if (f->seq > room->seq) {
+        room->seq = f->seq;
+    }
+
     for (q = ngx_queue_head(&room->members);
          q != ngx_queue_sentinel(&room->members);
          q = ngx_queue_next(q))
     {
         m = ngx_queue_data(q, ngx_chat_member_t, room_link);
 
-        if (ngx_chat_ws_send(m->session->ws, f) == NGX_OK) {
+        if (!m->ready) {
+            (void) ngx_chat_hub_pend(m, f);
+            continue;
+        }
+
+        if (ngx_chat_hub_send(m, f) == NGX_OK) {
             n++;
         }
     }
@@ -143,4 +173,80 @@ ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
     ngx_chat_stat_add(messages_delivered, n);
 
     return n;
+}
+
+
+/* sends a message event to one member, once */
+
+ngx_int_t
+ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f)
+{
+    if (f->seq <= m->seq) {
+        return NGX_DECLINED;
+    }
+
+    m->seq = f->seq;
+
+    return ngx_chat_ws_send(m->session->ws, f);
+}
+
+
+/* the member's join is answered: what waited goes out, in order */
+
+void
+ngx_chat_hub_ready(ngx_chat_member_t *m)
+{
+    ngx_uint_t  i, n;
+
+    m->ready = 1;
+
+    for (n = 0, i = 0; i < m->npending; i++) {
+        if (ngx_chat_hub_send(m, m->pending[i]) == NGX_OK) {
+            n++;
+        }
+
+        ngx_chat_frame_unref(m->pending[i]);
+    }
+
+    ngx_chat_stat_add(messages_delivered, n);
+
+    m->npending = 0;
+}
+
+
+static ngx_int_t
+ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f)
+{
+    ngx_uint_t          size;
+    ngx_chat_frame_t  **pending;
+
+    if (m->npending == m->pending_size) {
+
+        if (m->pending_size == NGX_CHAT_HUB_PENDING_MAX) {
+            ngx_chat_ws_close(m->session->ws, NGX_CHAT_CLOSE_TRY_LATER,
+                              "too slow to join");
+            return NGX_ERROR;
+        }
+
+        size = m->pending_size ? 2 * m->pending_size : 16;
+
+        pending = ngx_alloc(size * sizeof(ngx_chat_frame_t *),
+                            m->session->ws->connection->log);
+        if (pending == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (m->pending) {
+            ngx_memcpy(pending, m->pending,
+                       m->npending * sizeof(ngx_chat_frame_t *));
+            ngx_free(m->pending);
+        }
+
+        m->pending = pending;
+        m->pending_size = size;
+    }
+
+    m->pending[m->npending++] = ngx_chat_frame_ref(f);
+
+    return NGX_OK;
 }

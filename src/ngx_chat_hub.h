@@ -23,8 +23,9 @@ struct ngx_chat_room_s {
     ngx_str_node_t              node;
     ngx_queue_t                 members;
     ngx_uint_t                  nmembers;
-    uint64_t                    seq;
-    void                       *store;      /* the store's own room state */
+    ngx_uint_t                  refs;         /* store operations */
+    uint64_t                    seq;          /* the last one delivered */
+    void                       *store;        /* the store's room state */
 };
 
 
@@ -33,6 +34,13 @@ typedef struct {
     ngx_queue_t                 session_link;
     ngx_chat_room_t            *room;
     ngx_chat_session_t         *session;
+    uint64_t                    seq;          /* the last one it got */
+
+    /* what arrived while its join was under way */
+    ngx_chat_frame_t          **pending;
+    ngx_uint_t                  npending;
+    ngx_uint_t                  pending_size;
+    unsigned                    ready:1;
 } ngx_chat_member_t;
 
 
@@ -42,6 +50,8 @@ ngx_chat_member_t *ngx_chat_hub_join(ngx_chat_room_t *room,
     ngx_chat_session_t *s, ngx_log_t *log);
 void ngx_chat_hub_leave(ngx_chat_member_t *m);
 void ngx_chat_hub_release(ngx_chat_room_t *room);
+void ngx_chat_hub_ready(ngx_chat_member_t *m);
+ngx_int_t ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f);
 ngx_uint_t ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f);
 
 

@@ -533,6 +533,8 @@ ngx_chat_protocol_message(ngx_chat_msg_t *msg, ngx_log_t *log)
     p = ngx_chat_json_str(p, &msg->text);
     p = ngx_sprintf(p, ",\"ts\":%uL}", msg->ts);
 
+    f->seq = msg->seq;
+
     return ngx_chat_protocol_seal(f, p);
 }
 

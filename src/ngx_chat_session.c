@@ -32,6 +32,9 @@ static void ngx_chat_session_send_done(ngx_chat_store_op_t *op);
 static void ngx_chat_session_history(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
 static void ngx_chat_session_history_done(ngx_chat_store_op_t *op);
+static ngx_chat_store_op_t *ngx_chat_session_op(ngx_chat_session_t *s,
+    ngx_chat_room_t *room, ngx_chat_request_t *req,
+    ngx_chat_store_done_pt done);
 static ngx_chat_member_t *ngx_chat_session_member(ngx_chat_session_t *s,
     ngx_str_t *room);
 static ngx_uint_t ngx_chat_session_allow(ngx_chat_session_t *s);
@@ -88,6 +91,7 @@ ngx_chat_session_handler(ngx_http_request_t *r)
     s->tokens = lcf->burst;
     s->tokens_time = ngx_current_msec;
     ngx_queue_init(&s->rooms);
+    ngx_queue_init(&s->ops);
 
     ws->data = s;
     ws->on_message = ngx_chat_session_message;
@@ -115,6 +119,11 @@ ngx_chat_session_cleanup(ngx_chat_ws_t *ws)
     ngx_chat_session_t  *s;
 
     s = ws->data;
+
+    while (!ngx_queue_empty(&s->ops)) {
+        ngx_chat_store_op_cancel(ngx_queue_data(ngx_queue_head(&s->ops),
+                                                ngx_chat_store_op_t, queue));
+    }
 
     while (!ngx_queue_empty(&s->rooms)) {
         q = ngx_queue_head(&s->rooms);
@@ -179,7 +188,7 @@ ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req)
 {
     ngx_chat_room_t      *room;
     ngx_chat_member_t    *m;
-    ngx_chat_store_op_t   op;
+    ngx_chat_store_op_t  *op;
 
     m = ngx_chat_session_member(s, &req->room);
 
@@ -208,42 +217,76 @@ ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req)
         }
     }
 
-    ngx_memzero(&op, sizeof(ngx_chat_store_op_t));
+    op = ngx_chat_session_op(s, room, req, ngx_chat_session_join_done);
+    if (op == NULL) {
+        return;
+    }
 
-    op.session = s;
-    op.room = room;
-    op.req = req;
-    op.done = ngx_chat_session_join_done;
-
-    ngx_chat_store->join(&op);
+    ngx_chat_store->join(op);
 }
 
+
+/*
+ * The store knows the room's last seq and has what followed "since":
+ * "joined" goes out, then the replay, then what arrived meanwhile.
+ */
 
 static void
 ngx_chat_session_join_done(ngx_chat_store_op_t *op)
 {
     ngx_uint_t           i, n;
+    ngx_chat_member_t   *m;
     ngx_chat_session_t  *s;
 
-    s = op->session;
+    s = op->data;
+    m = ngx_chat_session_member(s, &op->room->node.str);
 
-    if (op->error) {
-        ngx_chat_session_error(s, op->error, "join failed", &op->req->id);
+    if (m == NULL) {
+        /* left while joining: "left" has been sent */
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_joined(&op->req->room,
+    if (op->error) {
+        ngx_chat_session_error(s, op->error, "join failed", &op->id);
+
+        if (!m->ready) {
+            ngx_chat_hub_leave(m);
+        }
+
+        return;
+    }
+
+    ngx_chat_session_reply(s, ngx_chat_protocol_joined(&op->room->node.str,
                                                 op->seq, op->truncated,
-                                                &op->req->id,
+                                                &op->id,
                                                 s->ws->connection->log));
 
+    if (m->ready) {
+        /* joined again: the replay asked for, live messages go on */
+
+        for (n = 0, i = 0; i < op->nframes; i++) {
+            if (ngx_chat_ws_send(s->ws, op->frames[i]) == NGX_OK) {
+                n++;
+            }
+        }
+
+        ngx_chat_stat_add(messages_delivered, n);
+        return;
+    }
+
     for (n = 0, i = 0; i < op->nframes; i++) {
-        if (ngx_chat_ws_send(s->ws, op->frames[i]) == NGX_OK) {
+        if (ngx_chat_hub_send(m, op->frames[i]) == NGX_OK) {
             n++;
         }
     }
 
     ngx_chat_stat_add(messages_delivered, n);
+
+    if (op->seq > m->seq) {
+        m->seq = op->seq;
+    }
+
+    ngx_chat_hub_ready(m);
 }
 
 
@@ -272,7 +315,7 @@ ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req)
 {
     ngx_chat_msg_t        msg;
     ngx_chat_member_t    *m;
-    ngx_chat_store_op_t   op;
+    ngx_chat_store_op_t  *op;
 
     m = ngx_chat_session_member(s, &req->room);
 
@@ -298,19 +341,17 @@ ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
     s->refusals = 0;
 
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_send_done);
+    if (op == NULL) {
+        return;
+    }
+
     ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
     msg.room = m->room->node.str;
     msg.user = s->user;
     msg.text = req->text;
 
-    ngx_memzero(&op, sizeof(ngx_chat_store_op_t));
-
-    op.session = s;
-    op.room = m->room;
-    op.req = req;
-    op.done = ngx_chat_session_send_done;
-
-    ngx_chat_store->publish(&op, &msg);
+    ngx_chat_store->publish(op, &msg);
 }
 
 
@@ -319,18 +360,17 @@ ngx_chat_session_send_done(ngx_chat_store_op_t *op)
 {
     ngx_chat_session_t  *s;
 
-    s = op->session;
+    s = op->data;
 
     if (op->error) {
-        ngx_chat_session_error(s, op->error, "message not stored",
-                               &op->req->id);
+        ngx_chat_session_error(s, op->error, "message not stored", &op->id);
         return;
     }
 
     ngx_chat_stat_inc(messages_received);
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_ack(&op->req->room, op->seq,
-                                                &op->req->id,
+    ngx_chat_session_reply(s, ngx_chat_protocol_ack(&op->room->node.str,
+                                                op->seq, &op->id,
                                                 s->ws->connection->log));
 }
 
@@ -339,7 +379,7 @@ static void
 ngx_chat_session_history(ngx_chat_session_t *s, ngx_chat_request_t *req)
 {
     ngx_chat_member_t    *m;
-    ngx_chat_store_op_t   op;
+    ngx_chat_store_op_t  *op;
 
     m = ngx_chat_session_member(s, &req->room);
 
@@ -349,14 +389,12 @@ ngx_chat_session_history(ngx_chat_session_t *s, ngx_chat_request_t *req)
         return;
     }
 
-    ngx_memzero(&op, sizeof(ngx_chat_store_op_t));
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_history_done);
+    if (op == NULL) {
+        return;
+    }
 
-    op.session = s;
-    op.room = m->room;
-    op.req = req;
-    op.done = ngx_chat_session_history_done;
-
-    ngx_chat_store->history(&op);
+    ngx_chat_store->history(op);
 }
 
 
@@ -365,18 +403,39 @@ ngx_chat_session_history_done(ngx_chat_store_op_t *op)
 {
     ngx_chat_session_t  *s;
 
-    s = op->session;
+    s = op->data;
 
     if (op->error) {
         ngx_chat_session_error(s, op->error, "history not available",
-                               &op->req->id);
+                               &op->id);
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_history(&op->req->room,
+    ngx_chat_session_reply(s, ngx_chat_protocol_history(&op->room->node.str,
                                                 op->frames, op->nframes,
-                                                &op->req->id,
+                                                &op->id,
                                                 s->ws->connection->log));
+}
+
+
+static ngx_chat_store_op_t *
+ngx_chat_session_op(ngx_chat_session_t *s, ngx_chat_room_t *room,
+    ngx_chat_request_t *req, ngx_chat_store_done_pt done)
+{
+    ngx_chat_store_op_t  *op;
+
+    op = ngx_chat_store_op(room, req, s->ws->connection->log);
+    if (op == NULL) {
+        ngx_chat_session_error(s, NGX_CHAT_ERR_INTERNAL, "out of memory",
+                               &req->id);
+        return NULL;
+    }
+
+    op->data = s;
+    op->done = done;
+    ngx_queue_insert_tail(&s->ops, &op->queue);
+
+    return op;
 }
 
 

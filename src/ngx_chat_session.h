@@ -22,6 +22,7 @@ struct ngx_chat_session_s {
     ngx_str_t                   user;
     ngx_queue_t                 rooms;        /* of ngx_chat_member_t */
     ngx_uint_t                  nrooms;
+    ngx_queue_t                 ops;          /* store operations */
 
     ngx_uint_t                  tokens;       /* x1000 */
     ngx_msec_t                  tokens_time;

@@ -40,6 +40,84 @@ ngx_chat_store_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * An operation on a room for a request: it copies what it needs from the
+ * request, which is gone once the request's handler returns.
+ */
+
+ngx_chat_store_op_t *
+ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
+    ngx_log_t *log)
+{
+    ngx_chat_store_op_t  *op;
+
+    op = ngx_calloc(sizeof(ngx_chat_store_op_t), log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    ngx_queue_init(&op->queue);
+    op->log = log;
+    op->room = room;
+    room->refs++;
+
+    if (req->id.data) {
+        op->id.data = op->id_data;
+        op->id.len = ngx_min(req->id.len, NGX_CHAT_ID_MAX);
+        ngx_memcpy(op->id_data, req->id.data, op->id.len);
+    }
+
+    op->since = req->since;
+    op->has_since = req->has_since;
+    op->before = req->before;
+    op->has_before = req->has_before;
+    op->limit = req->limit;
+
+    return op;
+}
+
+
+/* the store has finished: tell the owner if it is still there, and free */
+
+void
+ngx_chat_store_op_done(ngx_chat_store_op_t *op)
+{
+    ngx_uint_t        i;
+    ngx_chat_room_t  *room;
+
+    ngx_queue_remove(&op->queue);
+
+    if (op->data) {
+        op->done(op);
+    }
+
+    if (op->frames) {
+        if (op->frames_owned) {
+            for (i = 0; i < op->nframes; i++) {
+                ngx_chat_frame_unref(op->frames[i]);
+            }
+        }
+
+        ngx_free(op->frames);
+    }
+
+    room = op->room;
+    room->refs--;
+    ngx_chat_hub_release(room);
+
+    ngx_free(op);
+}
+
+
+void
+ngx_chat_store_op_cancel(ngx_chat_store_op_t *op)
+{
+    ngx_queue_remove(&op->queue);
+    ngx_queue_init(&op->queue);
+    op->data = NULL;
+}
+
+
 static uint64_t
 ngx_chat_store_random(void)
 {

@@ -13,13 +13,15 @@
 #include "ngx_chat.h"
 #include "ngx_chat_frame.h"
 #include "ngx_chat_protocol.h"
+#include "ngx_chat_hub.h"
 
 
 /*
  * Where rooms live: sequence numbers, recent messages, fan-out beyond this
- * worker.  The embedded store keeps all of it in worker memory; a Redis
+ * worker.  The embedded store keeps all of it in worker memory; the Redis
  * store plugs in beside it with the same operations.  An operation ends
- * with op->done(op), from inside the call or later.
+ * with ngx_chat_store_op_done(), from inside the call or later; its owner
+ * may go away before that (ngx_chat_store_op_cancel()).
  */
 
 typedef struct ngx_chat_store_op_s  ngx_chat_store_op_t;
@@ -28,17 +30,29 @@ typedef void (*ngx_chat_store_done_pt)(ngx_chat_store_op_t *op);
 
 
 struct ngx_chat_store_op_s {
-    ngx_chat_session_t         *session;
-    ngx_chat_room_t            *room;
-    ngx_chat_request_t         *req;
+    ngx_queue_t                 queue;        /* the owner's operations */
+    void                       *data;         /* the owner, NULL if gone */
+    ngx_chat_store_done_pt      done;
+    ngx_log_t                  *log;
 
+    ngx_chat_room_t            *room;         /* held by room->refs */
+    ngx_str_t                   id;
+
+    uint64_t                    since;
+    uint64_t                    before;
+    ngx_uint_t                  limit;
+    unsigned                    has_since:1;
+    unsigned                    has_before:1;
+
+    /* results */
     ngx_uint_t                  error;        /* NGX_CHAT_ERR_* */
     uint64_t                    seq;
     ngx_chat_frame_t          **frames;       /* message events, by seq */
     ngx_uint_t                  nframes;
+    unsigned                    frames_owned:1;
     unsigned                    truncated:1;
 
-    ngx_chat_store_done_pt      done;
+    u_char                      id_data[NGX_CHAT_ID_MAX];
 };
 
 
@@ -47,10 +61,11 @@ typedef struct {
     ngx_int_t                 (*init_process)(ngx_cycle_t *cycle);
     void                      (*exit_process)(ngx_cycle_t *cycle);
 
-    /* join: op->seq is the last seq, op->frames what followed req->since */
+    /* op->seq: the last seq; op->frames: what followed op->since */
     void                      (*join)(ngx_chat_store_op_t *op);
     /* the last local member of the room has left */
     void                      (*leave)(ngx_chat_room_t *room);
+    /* numbers, keeps and fans out msg, encoded before it returns */
     void                      (*publish)(ngx_chat_store_op_t *op,
                                          ngx_chat_msg_t *msg);
     void                      (*history)(ngx_chat_store_op_t *op);
@@ -62,6 +77,12 @@ extern ngx_chat_store_t  *ngx_chat_store;
 
 ngx_int_t ngx_chat_store_init_process(ngx_cycle_t *cycle);
 void ngx_chat_store_exit_process(ngx_cycle_t *cycle);
+
+ngx_chat_store_op_t *ngx_chat_store_op(ngx_chat_room_t *room,
+    ngx_chat_request_t *req, ngx_log_t *log);
+void ngx_chat_store_op_done(ngx_chat_store_op_t *op);
+void ngx_chat_store_op_cancel(ngx_chat_store_op_t *op);
+
 void ngx_chat_store_msg_id(u_char *buf);
 
 

@@ -79,8 +79,8 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
     room = op->room;
     op->seq = room->seq;
 
-    if (op->req->has_since && op->req->since < room->seq) {
-        since = op->req->since;
+    if (op->has_since && op->since < room->seq) {
+        since = op->since;
         ring = room->store;
 
         /* messages older than the ring are gone */
@@ -92,11 +92,7 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
         ngx_chat_memory_range(op, since + 1, room->seq);
     }
 
-    op->done(op);
-
-    if (op->frames) {
-        ngx_free(op->frames);
-    }
+    ngx_chat_store_op_done(op);
 }
 
 
@@ -127,18 +123,16 @@ ngx_chat_memory_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
         }
 
         op->error = NGX_CHAT_ERR_INTERNAL;
-        op->done(op);
+        ngx_chat_store_op_done(op);
         return;
     }
 
-    room->seq++;
-    op->seq = room->seq;
-
-    op->done(op);
+    op->seq = msg->seq;
 
     (void) ngx_chat_hub_deliver(room, f);
-
     ngx_chat_frame_unref(f);
+
+    ngx_chat_store_op_done(op);
 }
 
 
@@ -151,25 +145,21 @@ ngx_chat_memory_history(ngx_chat_store_op_t *op)
     room = op->room;
     to = room->seq;
 
-    if (op->req->has_before) {
-        if (op->req->before == 0) {
-            op->done(op);
+    if (op->has_before) {
+        if (op->before == 0) {
+            ngx_chat_store_op_done(op);
             return;
         }
 
-        to = ngx_min(to, op->req->before - 1);
+        to = ngx_min(to, op->before - 1);
     }
 
     if (to >= 1) {
-        ngx_chat_memory_range(op, to > op->req->limit
-                                  ? to - op->req->limit + 1 : 1, to);
+        ngx_chat_memory_range(op, to > op->limit ? to - op->limit + 1 : 1,
+                              to);
     }
 
-    op->done(op);
-
-    if (op->frames) {
-        ngx_free(op->frames);
-    }
+    ngx_chat_store_op_done(op);
 }
 
 
