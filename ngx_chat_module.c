@@ -13,6 +13,8 @@
 #include "ngx_chat_session.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
+#include "ngx_chat_redis.h"
+#include "ngx_chat_store_redis.h"
 
 
 static ngx_int_t ngx_chat_echo_handler(ngx_http_request_t *r);
@@ -26,6 +28,7 @@ static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -72,6 +75,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_chat_loc_conf_t, user),
+      NULL },
+
+    { ngx_string("chat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("chat_key_prefix"),
@@ -279,6 +289,15 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&cmcf->key_prefix, "chat");
     }
 
+    if (cmcf->key_prefix.len == 0
+        || cmcf->key_prefix.len > NGX_CHAT_PREFIX_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_key_prefix must be 1 to %d bytes",
+                           NGX_CHAT_PREFIX_MAX);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -395,6 +414,28 @@ ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (cmcf->redis) {
+        return "is duplicate";
+    }
+
+    cmcf->redis = ngx_pcalloc(cf->pool, sizeof(ngx_chat_redis_conf_t));
+    if (cmcf->redis == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    return ngx_chat_redis_parse_url(cf, &value[1], cmcf->redis);
+}
+
+
 /* chat_rate 20r/s [burst=40] */
 
 static char *
@@ -505,7 +546,9 @@ ngx_chat_init_module(ngx_cycle_t *cycle)
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    if (cmcf->endpoints && ccf->worker_processes > 1) {
+    if (cmcf->endpoints && cmcf->redis == NULL
+        && ccf->worker_processes > 1)
+    {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "chat: worker_processes is %i but chat_redis is not "
                       "set: each worker keeps its own rooms, so clients on "
@@ -520,7 +563,8 @@ ngx_chat_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_chat_init_process(ngx_cycle_t *cycle)
 {
-    u_char  *p;
+    u_char                *p;
+    ngx_chat_main_conf_t  *cmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -536,6 +580,12 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;
 
     ngx_chat_hub_init();
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
+    if (cmcf && cmcf->redis) {
+        ngx_chat_store = &ngx_chat_store_redis;
+    }
 
     if (ngx_chat_status_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;

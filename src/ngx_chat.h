@@ -21,6 +21,7 @@
 #define NGX_CHAT_USER_MAX         256
 #define NGX_CHAT_ID_MAX           64
 #define NGX_CHAT_WORKER_ID_LEN    64
+#define NGX_CHAT_PREFIX_MAX       64
 
 
 typedef struct ngx_chat_session_s  ngx_chat_session_t;
@@ -28,7 +29,11 @@ typedef struct ngx_chat_room_s     ngx_chat_room_t;
 typedef struct ngx_chat_ws_s       ngx_chat_ws_t;
 
 
+typedef struct ngx_chat_redis_conf_s  ngx_chat_redis_conf_t;
+
+
 typedef struct {
+    ngx_chat_redis_conf_t      *redis;
     ngx_uint_t                  history_cache;
     ngx_str_t                   key_prefix;
     ngx_uint_t                  endpoints;

@@ -31,6 +31,15 @@ ngx_chat_hub_init(void)
 }
 
 
+ngx_chat_room_t *
+ngx_chat_hub_find(ngx_str_t *name)
+{
+    return (ngx_chat_room_t *) ngx_str_rbtree_lookup(&ngx_chat_hub_rooms,
+                                    name, ngx_crc32_short(name->data,
+                                                          name->len));
+}
+
+
 /* finds the room, or creates it */
 
 ngx_chat_room_t *
@@ -39,13 +48,12 @@ ngx_chat_hub_room(ngx_str_t *name, ngx_log_t *log)
     uint32_t          hash;
     ngx_chat_room_t  *room;
 
-    hash = ngx_crc32_short(name->data, name->len);
-
-    room = (ngx_chat_room_t *) ngx_str_rbtree_lookup(&ngx_chat_hub_rooms,
-                                                     name, hash);
+    room = ngx_chat_hub_find(name);
     if (room) {
         return room;
     }
+
+    hash = ngx_crc32_short(name->data, name->len);
 
     room = ngx_calloc(sizeof(ngx_chat_room_t) + name->len, log);
     if (room == NULL) {

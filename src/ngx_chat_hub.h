@@ -45,6 +45,7 @@ typedef struct {
 
 
 void ngx_chat_hub_init(void);
+ngx_chat_room_t *ngx_chat_hub_find(ngx_str_t *name);
 ngx_chat_room_t *ngx_chat_hub_room(ngx_str_t *name, ngx_log_t *log);
 ngx_chat_member_t *ngx_chat_hub_join(ngx_chat_room_t *room,
     ngx_chat_session_t *s, ngx_log_t *log);

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include "ngx_chat.h"
 #include "ngx_chat_json.h"
+#include "ngx_chat_utf8.h"
 #include "ngx_chat_protocol.h"
 
 
@@ -536,6 +537,72 @@ ngx_chat_protocol_message(ngx_chat_msg_t *msg, ngx_log_t *log)
     f->seq = msg->seq;
 
     return ngx_chat_protocol_seal(f, p);
+}
+
+
+/* where the digits of "seq" start in the payload of a message event */
+
+size_t
+ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg)
+{
+    return sizeof("{\"type\":\"message\",\"room\":") - 1
+           + ngx_chat_json_str_len(&msg->room) + sizeof(",\"seq\":") - 1;
+}
+
+
+/*
+ * A message event that comes back from a shared store (a channel, the
+ * recent messages): anyone with access to the store could have written
+ * it, so it is checked before it goes to a client.
+ */
+
+ngx_chat_frame_t *
+ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
+    ngx_log_t *log)
+{
+    cJSON             *json;
+    uint64_t           seq;
+    ngx_str_t          type, name;
+    ngx_chat_utf8_t    utf8;
+    ngx_chat_frame_t  *f;
+
+    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
+
+    if (len == 0
+        || ngx_chat_utf8_validate(&utf8, data, len) != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    json = cJSON_ParseWithLength((const char *) data, len);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    f = NULL;
+
+    if (cJSON_IsObject(json)
+        && ngx_chat_protocol_string(json, "type", &type) == NGX_OK
+        && type.len == 7 && ngx_strncmp(type.data, "message", 7) == 0
+        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
+        && name.len == room->len
+        && ngx_strncmp(name.data, room->data, room->len) == 0
+        && ngx_chat_protocol_uint(json, "seq", &seq) == NGX_OK
+        && seq > 0)
+    {
+        f = ngx_chat_frame_alloc(len, log);
+
+        if (f) {
+            f->last = ngx_cpymem(f->payload, data, len);
+            f->seq = seq;
+            ngx_chat_frame_seal(f, NGX_CHAT_OP_TEXT);
+        }
+    }
+
+    cJSON_Delete(json);
+
+    return f;
 }
 
 

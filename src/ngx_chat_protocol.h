@@ -85,6 +85,9 @@ ngx_chat_frame_t *ngx_chat_protocol_ack(ngx_str_t *room, uint64_t seq,
     ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_message(ngx_chat_msg_t *msg,
     ngx_log_t *log);
+size_t ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg);
+ngx_chat_frame_t *ngx_chat_protocol_stored(ngx_str_t *room, u_char *data,
+    size_t len, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_history(ngx_str_t *room,
     ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_heartbeat(ngx_str_t *id,

@@ -57,6 +57,7 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     }
 
     ngx_queue_init(&op->queue);
+    ngx_queue_init(&op->wait);
     op->log = log;
     op->room = room;
     room->refs++;
@@ -86,9 +87,14 @@ ngx_chat_store_op_done(ngx_chat_store_op_t *op)
     ngx_chat_room_t  *room;
 
     ngx_queue_remove(&op->queue);
+    ngx_queue_remove(&op->wait);
 
     if (op->data) {
         op->done(op);
+    }
+
+    if (op->store_data) {
+        ngx_free(op->store_data);
     }
 
     if (op->frames) {

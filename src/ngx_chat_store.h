@@ -32,6 +32,8 @@ typedef void (*ngx_chat_store_done_pt)(ngx_chat_store_op_t *op);
 struct ngx_chat_store_op_s {
     ngx_queue_t                 queue;        /* the owner's operations */
     void                       *data;         /* the owner, NULL if gone */
+    ngx_queue_t                 wait;         /* the store's own queue */
+    void                       *store_data;   /* freed with the op */
     ngx_chat_store_done_pt      done;
     ngx_log_t                  *log;
 
@@ -51,6 +53,7 @@ struct ngx_chat_store_op_s {
     ngx_uint_t                  nframes;
     unsigned                    frames_owned:1;
     unsigned                    truncated:1;
+    unsigned                    waiting:1;    /* the store's own flag */
 
     u_char                      id_data[NGX_CHAT_ID_MAX];
 };

@@ -1,0 +1,1195 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+#include "ngx_chat_store_redis.h"
+#include "ngx_chat_redis.h"
+#include "ngx_chat_hub.h"
+
+
+/*
+ * Rooms in Redis (PROTOCOL.md section 2).  One script numbers, keeps and
+ * publishes a message atomically, so a room's channel carries its
+ * messages in seq order.  Each worker subscribes to the rooms its clients
+ * are in and delivers what the channel brings in seq order, filling any
+ * gap (a lost connection, a reconnect) from the recent messages first.
+ */
+
+#define NGX_CHAT_REDIS_UNSUBSCRIBED  0
+#define NGX_CHAT_REDIS_SUBSCRIBED    1
+
+#define NGX_CHAT_REDIS_REPLAY_MAX    1000
+#define NGX_CHAT_REDIS_BACKLOG_MAX   10000
+#define NGX_CHAT_REDIS_KEY_MAX       (NGX_CHAT_ROOM_MAX + 256)
+
+
+typedef struct {
+    ngx_queue_t                 queue;        /* all rooms with state */
+    ngx_chat_room_t            *room;
+    ngx_queue_t                 joins;        /* waiting for SUBSCRIBE */
+    ngx_chat_frame_t          **backlog;      /* arrived during a fill */
+    ngx_uint_t                  nbacklog;
+    ngx_uint_t                  backlog_size;
+    ngx_uint_t                  state;
+    unsigned                    busy:1;       /* (UN)SUBSCRIBE under way */
+    unsigned                    known:1;      /* room->seq is meaningful */
+    unsigned                    filling:1;
+} ngx_chat_redis_room_t;
+
+
+typedef struct {
+    ngx_chat_room_t            *room;
+    uint64_t                    to;
+} ngx_chat_redis_fill_t;
+
+
+static ngx_int_t ngx_chat_store_redis_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle);
+static void ngx_chat_store_redis_join(ngx_chat_store_op_t *op);
+static void ngx_chat_store_redis_leave(ngx_chat_room_t *room);
+static void ngx_chat_store_redis_publish(ngx_chat_store_op_t *op,
+    ngx_chat_msg_t *msg);
+static void ngx_chat_store_redis_history(ngx_chat_store_op_t *op);
+
+static void ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd);
+static void ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd);
+static void ngx_chat_redis_sub_down(ngx_chat_redis_t *rd);
+static ngx_chat_redis_room_t *ngx_chat_redis_room(ngx_chat_room_t *room);
+static void ngx_chat_redis_sync(ngx_chat_room_t *room);
+static void ngx_chat_redis_subscription(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_subscribed(ngx_chat_room_t *room);
+static void ngx_chat_redis_join_query(ngx_chat_store_op_t *op);
+static void ngx_chat_redis_join_seq(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_join_replay(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_catch_up(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_message(ngx_chat_room_t *room,
+    ngx_chat_frame_t *f);
+static void ngx_chat_redis_fill(ngx_chat_room_t *room, uint64_t to);
+static void ngx_chat_redis_filled(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_rewind(ngx_chat_room_t *room, uint64_t seq);
+static void ngx_chat_redis_published(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_int_t ngx_chat_redis_frames(ngx_chat_store_op_t *op,
+    redisReply *reply, ngx_uint_t reverse);
+static size_t ngx_chat_redis_key(u_char *buf, ngx_str_t *room,
+    char *suffix);
+static ngx_int_t ngx_chat_redis_uint(redisReply *reply, uint64_t *n);
+static void ngx_chat_redis_fail(ngx_chat_store_op_t *op, ngx_uint_t error);
+
+
+ngx_chat_store_t  ngx_chat_store_redis = {
+    "redis",
+    ngx_chat_store_redis_init_process,
+    ngx_chat_store_redis_exit_process,
+    ngx_chat_store_redis_join,
+    ngx_chat_store_redis_leave,
+    ngx_chat_store_redis_publish,
+    ngx_chat_store_redis_history
+};
+
+
+static ngx_str_t  ngx_chat_redis_script = ngx_string(
+    "local seq = redis.call('INCR', KEYS[1])\n"
+    "local msg = ARGV[1] .. seq .. ARGV[2]\n"
+    "local keep = tonumber(ARGV[3])\n"
+    "if keep > 0 then\n"
+    "  redis.call('ZADD', KEYS[2], seq, msg)\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -keep - 1)\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[4], msg)\n"
+    "return seq\n");
+
+
+static ngx_chat_redis_t  ngx_chat_redis_cmd;
+static ngx_chat_redis_t  ngx_chat_redis_sub;
+static ngx_queue_t       ngx_chat_redis_rooms;
+static ngx_str_t         ngx_chat_redis_prefix;
+static ngx_uint_t        ngx_chat_redis_cache;
+static u_char            ngx_chat_redis_sha[41];
+static u_char            ngx_chat_redis_keep[NGX_INT_T_LEN];
+static size_t            ngx_chat_redis_keep_len;
+
+
+static ngx_int_t
+ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
+{
+    u_char                 hash[20], *p;
+    ngx_uint_t             i;
+    ngx_sha1_t             sha1;
+    ngx_chat_main_conf_t  *cmcf;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
+    ngx_chat_redis_prefix = cmcf->key_prefix;
+    ngx_chat_redis_cache = cmcf->history_cache;
+    ngx_chat_redis_keep_len = ngx_sprintf(ngx_chat_redis_keep, "%ui",
+                                          ngx_chat_redis_cache)
+                              - ngx_chat_redis_keep;
+
+    ngx_queue_init(&ngx_chat_redis_rooms);
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, ngx_chat_redis_script.data,
+                    ngx_chat_redis_script.len);
+    ngx_sha1_final(hash, &sha1);
+
+    for (p = ngx_chat_redis_sha, i = 0; i < 20; i++) {
+        *p++ = hex[hash[i] >> 4];
+        *p++ = hex[hash[i] & 0xf];
+    }
+
+    ngx_chat_redis_cmd.conf = cmcf->redis;
+    ngx_chat_redis_cmd.log = cycle->log;
+    ngx_chat_redis_cmd.name = "commands";
+    ngx_chat_redis_cmd.on_ready = ngx_chat_redis_cmd_ready;
+
+    ngx_chat_redis_sub.conf = cmcf->redis;
+    ngx_chat_redis_sub.log = cycle->log;
+    ngx_chat_redis_sub.name = "subscriber";
+    ngx_chat_redis_sub.on_ready = ngx_chat_redis_sub_ready;
+    ngx_chat_redis_sub.on_down = ngx_chat_redis_sub_down;
+
+    ngx_chat_redis_connect(&ngx_chat_redis_cmd);
+    ngx_chat_redis_connect(&ngx_chat_redis_sub);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_redis_close(&ngx_chat_redis_sub);
+    ngx_chat_redis_close(&ngx_chat_redis_cmd);
+}
+
+
+static void
+ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd)
+{
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = (char *) ngx_chat_redis_script.data;
+    argvlen[2] = ngx_chat_redis_script.len;
+
+    (void) ngx_chat_redis_command(rd, NULL, NULL, 3, argv, argvlen);
+}
+
+
+/* (re)connected: subscribe again to every room that has members here */
+
+static void
+ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd)
+{
+    ngx_queue_t            *q, *next;
+    ngx_chat_redis_room_t  *rr;
+
+    for (q = ngx_queue_head(&ngx_chat_redis_rooms);
+         q != ngx_queue_sentinel(&ngx_chat_redis_rooms);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        rr = ngx_queue_data(q, ngx_chat_redis_room_t, queue);
+
+        ngx_chat_redis_sync(rr->room);
+    }
+}
+
+
+static void
+ngx_chat_redis_sub_down(ngx_chat_redis_t *rd)
+{
+    ngx_queue_t            *q;
+    ngx_chat_store_op_t    *op;
+    ngx_chat_redis_room_t  *rr;
+
+    for (q = ngx_queue_head(&ngx_chat_redis_rooms);
+         q != ngx_queue_sentinel(&ngx_chat_redis_rooms);
+         q = ngx_queue_next(q))
+    {
+        rr = ngx_queue_data(q, ngx_chat_redis_room_t, queue);
+
+        rr->state = NGX_CHAT_REDIS_UNSUBSCRIBED;
+        rr->busy = 0;
+
+        while (!ngx_queue_empty(&rr->joins)) {
+            op = ngx_queue_data(ngx_queue_head(&rr->joins),
+                                ngx_chat_store_op_t, wait);
+            ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        }
+    }
+}
+
+
+static ngx_chat_redis_room_t *
+ngx_chat_redis_room(ngx_chat_room_t *room)
+{
+    ngx_chat_redis_room_t  *rr;
+
+    if (room->store) {
+        return room->store;
+    }
+
+    rr = ngx_calloc(sizeof(ngx_chat_redis_room_t), ngx_cycle->log);
+    if (rr == NULL) {
+        return NULL;
+    }
+
+    rr->room = room;
+    ngx_queue_init(&rr->joins);
+    ngx_queue_insert_tail(&ngx_chat_redis_rooms, &rr->queue);
+
+    room->store = rr;
+
+    return rr;
+}
+
+
+/*
+ * Brings the subscription in line with the room's local members; frees
+ * the room's state once nobody here is in it and nothing is under way.
+ */
+
+static void
+ngx_chat_redis_sync(ngx_chat_room_t *room)
+{
+    u_char                  channel[NGX_CHAT_REDIS_KEY_MAX];
+    const char             *argv[2];
+    size_t                  argvlen[2];
+    ngx_chat_redis_room_t  *rr;
+
+    rr = room->store;
+
+    if (rr->busy) {
+        return;
+    }
+
+    if (room->nmembers == 0 && rr->state == NGX_CHAT_REDIS_UNSUBSCRIBED
+        && !rr->filling)
+    {
+        while (rr->nbacklog) {
+            ngx_chat_frame_unref(rr->backlog[--rr->nbacklog]);
+        }
+
+        if (rr->backlog) {
+            ngx_free(rr->backlog);
+        }
+
+        ngx_queue_remove(&rr->queue);
+        ngx_free(rr);
+
+        room->store = NULL;
+        ngx_chat_hub_release(room);
+        return;
+    }
+
+    if ((room->nmembers > 0) == (rr->state == NGX_CHAT_REDIS_SUBSCRIBED)) {
+        return;
+    }
+
+    argv[0] = room->nmembers ? "SUBSCRIBE" : "UNSUBSCRIBE";
+    argvlen[0] = ngx_strlen(argv[0]);
+    argv[1] = (char *) channel;
+    argvlen[1] = ngx_chat_redis_key(channel, &room->node.str, "");
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_sub,
+                               ngx_chat_redis_subscription, NULL,
+                               2, argv, argvlen)
+        == NGX_OK)
+    {
+        rr->busy = 1;
+    }
+}
+
+
+/* every reply of the subscriber connection comes here */
+
+static void
+ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply       *reply = r;
+    ngx_str_t         kind, channel, name;
+    ngx_chat_room_t  *room;
+    ngx_chat_frame_t *f;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    kind.data = (u_char *) reply->element[0]->str;
+    kind.len = reply->element[0]->len;
+    channel.data = (u_char *) reply->element[1]->str;
+    channel.len = reply->element[1]->len;
+
+    /* the channel is "prefix:{room}" */
+
+    if (channel.len < ngx_chat_redis_prefix.len + 4
+        || ngx_strncmp(channel.data, ngx_chat_redis_prefix.data,
+                       ngx_chat_redis_prefix.len) != 0
+        || channel.data[ngx_chat_redis_prefix.len] != ':'
+        || channel.data[ngx_chat_redis_prefix.len + 1] != '{'
+        || channel.data[channel.len - 1] != '}')
+    {
+        return;
+    }
+
+    name.data = channel.data + ngx_chat_redis_prefix.len + 2;
+    name.len = channel.len - ngx_chat_redis_prefix.len - 3;
+
+    room = ngx_chat_hub_find(&name);
+
+    if (room == NULL || room->store == NULL) {
+        return;
+    }
+
+    if (kind.len == 7 && ngx_strncmp(kind.data, "message", 7) == 0) {
+
+        if (reply->element[2]->type != REDIS_REPLY_STRING) {
+            return;
+        }
+
+        f = ngx_chat_protocol_stored(&name, (u_char *) reply->element[2]->str,
+                                     reply->element[2]->len, ngx_cycle->log);
+        if (f == NULL) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "chat: dropped a malformed message of %uz bytes "
+                          "on channel \"%V\"",
+                          (size_t) reply->element[2]->len, &channel);
+            return;
+        }
+
+        ngx_chat_redis_message(room, f);
+        ngx_chat_frame_unref(f);
+        return;
+    }
+
+    if (kind.len == 9 && ngx_strncmp(kind.data, "subscribe", 9) == 0) {
+        ngx_chat_redis_subscribed(room);
+        return;
+    }
+
+    if (kind.len == 11 && ngx_strncmp(kind.data, "unsubscribe", 11) == 0) {
+        ((ngx_chat_redis_room_t *) room->store)->state =
+                                                NGX_CHAT_REDIS_UNSUBSCRIBED;
+        ((ngx_chat_redis_room_t *) room->store)->busy = 0;
+        ((ngx_chat_redis_room_t *) room->store)->known = 0;
+
+        ngx_chat_redis_sync(room);
+    }
+}
+
+
+/*
+ * From now on the channel brings every message: the joins that waited
+ * for this go on, and a room this worker knew catches up with what was
+ * published while it was not subscribed.
+ */
+
+static void
+ngx_chat_redis_subscribed(ngx_chat_room_t *room)
+{
+    u_char                  key[NGX_CHAT_REDIS_KEY_MAX];
+    const char             *argv[2];
+    size_t                  argvlen[2];
+    ngx_queue_t            *q;
+    ngx_chat_store_op_t    *op;
+    ngx_chat_redis_room_t  *rr;
+
+    rr = room->store;
+    rr->state = NGX_CHAT_REDIS_SUBSCRIBED;
+    rr->busy = 0;
+
+    if (rr->known) {
+        argv[0] = "GET";
+        argvlen[0] = 3;
+        argv[1] = (char *) key;
+        argvlen[1] = ngx_chat_redis_key(key, &room->node.str, ":seq");
+
+        if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                                   ngx_chat_redis_catch_up, room,
+                                   2, argv, argvlen)
+            == NGX_OK)
+        {
+            room->refs++;
+        }
+    }
+
+    while (!ngx_queue_empty(&rr->joins)) {
+        q = ngx_queue_head(&rr->joins);
+        op = ngx_queue_data(q, ngx_chat_store_op_t, wait);
+
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        ngx_chat_redis_join_query(op);
+    }
+
+    ngx_chat_redis_sync(room);
+}
+
+
+static void
+ngx_chat_redis_catch_up(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_room_t *room = privdata;
+
+    uint64_t                last;
+    ngx_chat_redis_room_t  *rr;
+
+    room->refs--;
+    rr = room->store;
+
+    if (rr && rr->known && ngx_chat_redis_uint(r, &last) == NGX_OK) {
+
+        if (last < room->seq) {
+            ngx_chat_redis_rewind(room, last);
+
+        } else if (last > room->seq && !rr->filling) {
+            ngx_chat_redis_fill(room, last);
+        }
+    }
+
+    ngx_chat_hub_release(room);
+}
+
+
+static void
+ngx_chat_store_redis_join(ngx_chat_store_op_t *op)
+{
+    ngx_chat_redis_room_t  *rr;
+
+    if (!ngx_chat_redis_cmd.ready || !ngx_chat_redis_sub.ready) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    rr = ngx_chat_redis_room(op->room);
+    if (rr == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    if (rr->state == NGX_CHAT_REDIS_SUBSCRIBED) {
+        ngx_chat_redis_join_query(op);
+        return;
+    }
+
+    ngx_queue_insert_tail(&rr->joins, &op->wait);
+    ngx_chat_redis_sync(op->room);
+}
+
+
+/* the room's last seq, then what followed "since" */
+
+static void
+ngx_chat_redis_join_query(ngx_chat_store_op_t *op)
+{
+    u_char       key[NGX_CHAT_REDIS_KEY_MAX], min[NGX_INT64_LEN + 1];
+    u_char       count[NGX_INT_T_LEN];
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_chat_redis_key(key, &op->room->node.str, ":seq");
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_join_seq,
+                               op, 2, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    if (!op->has_since) {
+        return;
+    }
+
+    argv[0] = "ZRANGEBYSCORE";
+    argvlen[0] = 13;
+    argvlen[1] = ngx_chat_redis_key(key, &op->room->node.str, ":recent");
+    argv[2] = (char *) min;
+    argvlen[2] = ngx_sprintf(min, "(%uL", op->since) - min;
+    argv[3] = "+inf";
+    argvlen[3] = 4;
+    argv[4] = "LIMIT";
+    argvlen[4] = 5;
+    argv[5] = "0";
+    argvlen[5] = 1;
+    argv[6] = (char *) count;
+    argvlen[6] = ngx_sprintf(count, "%ui", NGX_CHAT_REDIS_REPLAY_MAX) - count;
+
+    /* the GET's reply comes first: the replay's completes the op */
+
+    op->waiting = 1;
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                               ngx_chat_redis_join_replay, op,
+                               7, argv, argvlen)
+        != NGX_OK)
+    {
+        op->waiting = 0;
+        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    }
+}
+
+
+static void
+ngx_chat_redis_join_seq(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    ngx_chat_room_t        *room;
+    ngx_chat_redis_room_t  *rr;
+
+    if (r == NULL || ngx_chat_redis_uint(r, &op->seq) != NGX_OK) {
+        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    }
+
+    room = op->room;
+    rr = room->store;
+
+    if (!op->error && rr && !rr->known) {
+        rr->known = 1;
+
+        if (op->seq > room->seq) {
+            room->seq = op->seq;
+        }
+    }
+
+    if (op->waiting) {
+        op->waiting = 0;
+        return;
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_redis_join_replay(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    if (!op->error && ngx_chat_redis_frames(op, r, 0) != NGX_OK) {
+        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    }
+
+    if (!op->error) {
+        if (op->nframes == NGX_CHAT_REDIS_REPLAY_MAX
+            || (op->seq > op->since
+                && (op->nframes == 0 || op->frames[0]->seq > op->since + 1)))
+        {
+            op->truncated = 1;
+        }
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+/* a message from the channel, in the order Redis published them */
+
+static void
+ngx_chat_redis_message(ngx_chat_room_t *room, ngx_chat_frame_t *f)
+{
+    ngx_uint_t              size;
+    ngx_chat_frame_t      **backlog;
+    ngx_chat_redis_room_t  *rr;
+
+    rr = room->store;
+
+    if (rr->filling) {
+
+        if (rr->nbacklog == rr->backlog_size) {
+            size = rr->backlog_size ? 2 * rr->backlog_size : 64;
+
+            if (size > NGX_CHAT_REDIS_BACKLOG_MAX) {
+                ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                              "chat: room \"%V\": backlog full, message "
+                              "%uL dropped", &room->node.str, f->seq);
+                return;
+            }
+
+            backlog = ngx_alloc(size * sizeof(ngx_chat_frame_t *),
+                                ngx_cycle->log);
+            if (backlog == NULL) {
+                return;
+            }
+
+            if (rr->backlog) {
+                ngx_memcpy(backlog, rr->backlog,
+                           rr->nbacklog * sizeof(ngx_chat_frame_t *));
+                ngx_free(rr->backlog);
+            }
+
+            rr->backlog = backlog;
+            rr->backlog_size = size;
+        }
+
+        rr->backlog[rr->nbacklog++] = ngx_chat_frame_ref(f);
+        return;
+    }
+
+    if (rr->known) {
+
+        if (f->seq <= room->seq) {
+            return;
+        }
+
+        if (f->seq > room->seq + 1) {
+            ngx_chat_redis_fill(room, f->seq - 1);
+
+            if (rr->filling) {
+                rr->backlog[rr->nbacklog++] = ngx_chat_frame_ref(f);
+                return;
+            }
+        }
+    }
+
+    rr->known = 1;
+
+    (void) ngx_chat_hub_deliver(room, f);
+}
+
+
+/* fetches what is missing up to "to" from the recent messages */
+
+static void
+ngx_chat_redis_fill(ngx_chat_room_t *room, uint64_t to)
+{
+    u_char                  key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char                  min[NGX_INT64_LEN + 1], max[NGX_INT64_LEN];
+    const char             *argv[4];
+    size_t                  argvlen[4];
+    ngx_chat_redis_room_t  *rr;
+    ngx_chat_redis_fill_t  *fill;
+
+    rr = room->store;
+
+    /* room for the message that revealed the gap */
+
+    if (rr->backlog == NULL) {
+        rr->backlog = ngx_alloc(64 * sizeof(ngx_chat_frame_t *),
+                                ngx_cycle->log);
+        if (rr->backlog == NULL) {
+            return;
+        }
+
+        rr->backlog_size = 64;
+    }
+
+    fill = ngx_alloc(sizeof(ngx_chat_redis_fill_t), ngx_cycle->log);
+    if (fill == NULL) {
+        return;
+    }
+
+    fill->room = room;
+    fill->to = to;
+
+    argv[0] = "ZRANGEBYSCORE";
+    argvlen[0] = 13;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_chat_redis_key(key, &room->node.str, ":recent");
+    argv[2] = (char *) min;
+    argvlen[2] = ngx_sprintf(min, "(%uL", room->seq) - min;
+    argv[3] = (char *) max;
+    argvlen[3] = ngx_sprintf(max, "%uL", to) - max;
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_filled,
+                               fill, 4, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_free(fill);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "chat: room \"%V\": fetching messages %uL to %uL",
+                  &room->node.str, room->seq + 1, to);
+
+    rr->filling = 1;
+    room->refs++;
+}
+
+
+static void
+ngx_chat_redis_filled(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_redis_fill_t *fill = privdata;
+
+    uint64_t                to;
+    ngx_uint_t              i, n;
+    ngx_chat_room_t        *room;
+    ngx_chat_frame_t      **backlog;
+    ngx_chat_store_op_t     op;
+    ngx_chat_redis_room_t  *rr;
+
+    room = fill->room;
+    to = fill->to;
+    ngx_free(fill);
+
+    room->refs--;
+    rr = room->store;
+
+    if (rr == NULL) {
+        ngx_chat_hub_release(room);
+        return;
+    }
+
+    rr->filling = 0;
+
+    ngx_memzero(&op, sizeof(ngx_chat_store_op_t));
+    op.room = room;
+    op.log = ngx_cycle->log;
+
+    if (r && ngx_chat_redis_frames(&op, r, 0) == NGX_OK) {
+        for (i = 0; i < op.nframes; i++) {
+            if (op.frames[i]->seq > room->seq) {
+                (void) ngx_chat_hub_deliver(room, op.frames[i]);
+            }
+        }
+    }
+
+    for (i = 0; i < op.nframes; i++) {
+        ngx_chat_frame_unref(op.frames[i]);
+    }
+
+    if (op.frames) {
+        ngx_free(op.frames);
+    }
+
+    if (room->seq < to) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: room \"%V\": messages %uL to %uL are no longer "
+                      "in Redis, clients will not get them",
+                      &room->node.str, room->seq + 1, to);
+        room->seq = to;
+    }
+
+    /* what came meanwhile, through the same checks */
+
+    backlog = rr->backlog;
+    n = rr->nbacklog;
+
+    rr->backlog = NULL;
+    rr->nbacklog = 0;
+    rr->backlog_size = 0;
+
+    for (i = 0; i < n; i++) {
+        if (room->store) {
+            ngx_chat_redis_message(room, backlog[i]);
+        }
+
+        ngx_chat_frame_unref(backlog[i]);
+    }
+
+    if (backlog) {
+        ngx_free(backlog);
+    }
+
+    if (room->store) {
+        ngx_chat_redis_sync(room);
+
+    } else {
+        ngx_chat_hub_release(room);
+    }
+}
+
+
+/*
+ * The room's seq went back: Redis lost its data.  Counting goes on from
+ * where Redis is, or nothing would be delivered until it caught up.
+ */
+
+static void
+ngx_chat_redis_rewind(ngx_chat_room_t *room, uint64_t seq)
+{
+    ngx_queue_t        *q;
+    ngx_chat_member_t  *m;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "chat: room \"%V\": seq went back from %uL to %uL, "
+                  "Redis lost its data", &room->node.str, room->seq, seq);
+
+    room->seq = seq;
+
+    for (q = ngx_queue_head(&room->members);
+         q != ngx_queue_sentinel(&room->members);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_chat_member_t, room_link);
+
+        if (m->seq > seq) {
+            m->seq = seq;
+        }
+    }
+}
+
+
+static void
+ngx_chat_store_redis_leave(ngx_chat_room_t *room)
+{
+    if (room->store) {
+        ngx_chat_redis_sync(room);
+    }
+}
+
+
+static void
+ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
+{
+    u_char            *p, seq_key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char             recent[NGX_CHAT_REDIS_KEY_MAX];
+    u_char             channel[NGX_CHAT_REDIS_KEY_MAX];
+    size_t             at;
+    const char        *argv[9];
+    size_t             argvlen[9];
+    ngx_chat_frame_t  *f;
+
+    if (!ngx_chat_redis_cmd.ready) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    msg->seq = 0;
+    msg->ts = ngx_chat_now_ms();
+    ngx_chat_store_msg_id(msg->msg_id);
+
+    /* the event with seq 0: the script puts the real one in its place */
+
+    f = ngx_chat_protocol_message(msg, op->log);
+    if (f == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    at = ngx_chat_protocol_message_seq_at(msg);
+    p = f->payload;
+
+    argv[0] = "EVALSHA";
+    argvlen[0] = 7;
+    argv[1] = (char *) ngx_chat_redis_sha;
+    argvlen[1] = 40;
+    argv[2] = "2";
+    argvlen[2] = 1;
+    argv[3] = (char *) seq_key;
+    argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str, ":seq");
+    argv[4] = (char *) recent;
+    argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str, ":recent");
+    argv[5] = (char *) p;
+    argvlen[5] = at;
+    argv[6] = (char *) p + at + 1;
+    argvlen[6] = f->last - p - at - 1;
+    argv[7] = (char *) ngx_chat_redis_keep;
+    argvlen[7] = ngx_chat_redis_keep_len;
+    argv[8] = (char *) channel;
+    argvlen[8] = ngx_chat_redis_key(channel, &op->room->node.str, "");
+
+    /* kept for EVAL if Redis has lost the script */
+
+    op->store_data = f;
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_published,
+                               op, 9, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+    }
+}
+
+
+static void
+ngx_chat_redis_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    u_char             seq_key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char             recent[NGX_CHAT_REDIS_KEY_MAX];
+    u_char             channel[NGX_CHAT_REDIS_KEY_MAX];
+    u_char            *p;
+    size_t             at;
+    redisReply        *reply = r;
+    const char        *argv[9];
+    size_t             argvlen[9];
+    ngx_chat_msg_t     msg;
+    ngx_chat_frame_t  *f;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+        && op->store_data)
+    {
+        /* once: EVAL with the script itself, which loads it again */
+
+        f = op->store_data;
+        p = f->payload;
+
+        ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
+        msg.room = op->room->node.str;
+        at = ngx_chat_protocol_message_seq_at(&msg);
+
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = (char *) ngx_chat_redis_script.data;
+        argvlen[1] = ngx_chat_redis_script.len;
+        argv[2] = "2";
+        argvlen[2] = 1;
+        argv[3] = (char *) seq_key;
+        argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str,
+                                        ":seq");
+        argv[4] = (char *) recent;
+        argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str,
+                                        ":recent");
+        argv[5] = (char *) p;
+        argvlen[5] = at;
+        argv[6] = (char *) p + at + 1;
+        argvlen[6] = f->last - p - at - 1;
+        argv[7] = (char *) ngx_chat_redis_keep;
+        argvlen[7] = ngx_chat_redis_keep_len;
+        argv[8] = (char *) channel;
+        argvlen[8] = ngx_chat_redis_key(channel, &op->room->node.str, "");
+
+        if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                                   ngx_chat_redis_published, op,
+                                   9, argv, argvlen)
+            == NGX_OK)
+        {
+            ngx_free(op->store_data);
+            op->store_data = NULL;
+            return;
+        }
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                      "chat: room \"%V\": message not stored: %s",
+                      &op->room->node.str, reply->str);
+    }
+
+    if (ngx_chat_redis_uint(reply, &op->seq) != NGX_OK) {
+        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_store_redis_history(ngx_chat_store_op_t *op)
+{
+    u_char       key[NGX_CHAT_REDIS_KEY_MAX], max[NGX_INT64_LEN + 1];
+    u_char       count[NGX_INT_T_LEN];
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    if (op->has_before && op->before == 0) {
+        ngx_chat_store_op_done(op);
+        return;
+    }
+
+    argv[0] = "ZREVRANGEBYSCORE";
+    argvlen[0] = 16;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_chat_redis_key(key, &op->room->node.str, ":recent");
+    argv[2] = (char *) max;
+
+    if (op->has_before) {
+        argvlen[2] = ngx_sprintf(max, "(%uL", op->before) - max;
+
+    } else {
+        argvlen[2] = ngx_cpymem(max, "+inf", 4) - max;
+    }
+
+    argv[3] = "-inf";
+    argvlen[3] = 4;
+    argv[4] = "LIMIT";
+    argvlen[4] = 5;
+    argv[5] = "0";
+    argvlen[5] = 1;
+    argv[6] = (char *) count;
+    argvlen[6] = ngx_sprintf(count, "%ui", op->limit) - count;
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                               ngx_chat_redis_history_reply, op,
+                               7, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+    }
+}
+
+
+static void
+ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    if (ngx_chat_redis_frames(op, r, 1) != NGX_OK) {
+        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+/* the stored message events of a reply, checked, ascending by seq */
+
+static ngx_int_t
+ngx_chat_redis_frames(ngx_chat_store_op_t *op, redisReply *reply,
+    ngx_uint_t reverse)
+{
+    size_t             i, n;
+    redisReply        *e;
+    ngx_chat_frame_t  *f;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return NGX_ERROR;
+    }
+
+    if (reply->elements == 0) {
+        return NGX_OK;
+    }
+
+    op->frames = ngx_alloc(reply->elements * sizeof(ngx_chat_frame_t *),
+                           op->log);
+    if (op->frames == NULL) {
+        return NGX_ERROR;
+    }
+
+    op->frames_owned = 1;
+
+    for (n = 0; n < reply->elements; n++) {
+        e = reply->element[reverse ? reply->elements - 1 - n : n];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        f = ngx_chat_protocol_stored(&op->room->node.str, (u_char *) e->str,
+                                     e->len, op->log);
+        if (f == NULL) {
+            ngx_log_error(NGX_LOG_WARN, op->log, 0,
+                          "chat: room \"%V\": skipped a malformed stored "
+                          "message", &op->room->node.str);
+            continue;
+        }
+
+        /* ascending and one per seq, whatever was written into the set */
+
+        for (i = op->nframes; i && op->frames[i - 1]->seq > f->seq; i--) {
+            /* void */
+        }
+
+        if (i && op->frames[i - 1]->seq == f->seq) {
+            ngx_chat_frame_unref(f);
+            continue;
+        }
+
+        ngx_memmove(&op->frames[i + 1], &op->frames[i],
+                    (op->nframes - i) * sizeof(ngx_chat_frame_t *));
+        op->frames[i] = f;
+        op->nframes++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "prefix:{room}" + suffix: every key of a room in one cluster slot */
+
+static size_t
+ngx_chat_redis_key(u_char *buf, ngx_str_t *room, char *suffix)
+{
+    u_char  *p;
+
+    p = ngx_cpymem(buf, ngx_chat_redis_prefix.data,
+                   ngx_chat_redis_prefix.len);
+    *p++ = ':';
+    *p++ = '{';
+    p = ngx_cpymem(p, room->data, room->len);
+    *p++ = '}';
+    p = ngx_cpymem(p, suffix, ngx_strlen(suffix));
+
+    return p - buf;
+}
+
+
+/* an integer reply, or a string of digits, or nil (0) */
+
+static ngx_int_t
+ngx_chat_redis_uint(redisReply *reply, uint64_t *n)
+{
+    size_t    i;
+    uint64_t  v;
+
+    if (reply == NULL) {
+        return NGX_ERROR;
+    }
+
+    switch (reply->type) {
+
+    case REDIS_REPLY_INTEGER:
+        if (reply->integer < 0) {
+            return NGX_ERROR;
+        }
+
+        *n = (uint64_t) reply->integer;
+        return NGX_OK;
+
+    case REDIS_REPLY_NIL:
+        *n = 0;
+        return NGX_OK;
+
+    case REDIS_REPLY_STRING:
+        if (reply->len == 0 || reply->len > 18) {
+            return NGX_ERROR;
+        }
+
+        for (v = 0, i = 0; i < reply->len; i++) {
+            if (reply->str[i] < '0' || reply->str[i] > '9') {
+                return NGX_ERROR;
+            }
+
+            v = v * 10 + (reply->str[i] - '0');
+        }
+
+        *n = v;
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+static void
+ngx_chat_redis_fail(ngx_chat_store_op_t *op, ngx_uint_t error)
+{
+    op->error = error;
+    ngx_chat_store_op_done(op);
+}
