@@ -15,6 +15,7 @@
 #include "ngx_chat_status.h"
 #include "ngx_chat_redis.h"
 #include "ngx_chat_store_redis.h"
+#include "ngx_chat_publish.h"
 
 
 static ngx_int_t ngx_chat_echo_handler(ngx_http_request_t *r);
@@ -64,6 +65,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_publish"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -367,9 +375,13 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->mode == NGX_CHAT_MODE_CHAT && conf->user == NULL) {
+    if ((conf->mode == NGX_CHAT_MODE_CHAT
+         || conf->mode == NGX_CHAT_MODE_PUBLISH)
+        && conf->user == NULL)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"chat\" requires \"chat_user\"");
+                           "\"chat\" and \"chat_publish\" require "
+                           "\"chat_user\"");
         return NGX_CONF_ERROR;
     }
 
@@ -405,9 +417,14 @@ ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = ngx_chat_echo_handler;
         break;
 
-    default: /* chat_status */
+    case sizeof("chat_status") - 1:
         lcf->mode = NGX_CHAT_MODE_STATUS;
         clcf->handler = ngx_chat_status_handler;
+        break;
+
+    default: /* chat_publish */
+        lcf->mode = NGX_CHAT_MODE_PUBLISH;
+        clcf->handler = ngx_chat_publish_handler;
     }
 
     return NGX_CONF_OK;

@@ -39,7 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     raw.data = (u_char *) data;
     raw.len = size;
 
-    if (ngx_chat_protocol_decode((u_char *) data, size, &req) != NGX_OK) {
+    if (ngx_chat_protocol_decode((u_char *) data, size, &req,
+                                 size & 1 ? NGX_CHAT_REQ_SEND : 0) != NGX_OK) {
         ngx_chat_fuzz_check(ngx_chat_protocol_error(req.error, req.reason,
                                                     &req.id, NULL), NULL);
         ngx_chat_protocol_free(&req);

@@ -19,7 +19,8 @@ typedef struct {
 } ngx_chat_protocol_op_t;
 
 
-static ngx_int_t ngx_chat_protocol_fields(ngx_chat_request_t *req);
+static ngx_int_t ngx_chat_protocol_fields(ngx_chat_request_t *req,
+    ngx_uint_t op);
 static ngx_int_t ngx_chat_protocol_string(cJSON *json, char *name,
     ngx_str_t *s);
 static ngx_int_t ngx_chat_protocol_uint(cJSON *json, char *name,
@@ -63,13 +64,15 @@ static ngx_str_t  ngx_chat_protocol_errors[] = {
 
 
 /*
- * Decodes one client message.  NGX_OK: req describes a well-formed request;
+ * Decodes one client message; op, if not 0, is the operation whatever the
+ * message says (an HTTP publish).  NGX_OK: req is a well-formed request;
  * NGX_DECLINED: req->error and req->reason say why not, and req->id is set
  * if the request carried a usable one.  Either way the caller frees req.
  */
 
 ngx_int_t
-ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req)
+ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req,
+    ngx_uint_t op)
 {
     u_char      *p, *last;
     const char  *end;
@@ -120,16 +123,16 @@ ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req)
                                       "request is not an object");
     }
 
-    return ngx_chat_protocol_fields(req);
+    return ngx_chat_protocol_fields(req, op);
 }
 
 
 static ngx_int_t
-ngx_chat_protocol_fields(ngx_chat_request_t *req)
+ngx_chat_protocol_fields(ngx_chat_request_t *req, ngx_uint_t op)
 {
     cJSON                   *json, *item;
     uint64_t                 limit;
-    ngx_str_t                op, id;
+    ngx_str_t                name, id;
     ngx_int_t                rc;
     ngx_chat_protocol_op_t  *o;
 
@@ -145,16 +148,21 @@ ngx_chat_protocol_fields(ngx_chat_request_t *req)
 
     req->id = id;
 
-    if (ngx_chat_protocol_string(json, "op", &op) != NGX_OK) {
-        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                      "\"op\" must be a string");
-    }
+    if (op) {
+        for (o = ngx_chat_protocol_ops; o->op != op; o++) { /* void */ }
 
-    for (o = ngx_chat_protocol_ops; o->name.len; o++) {
-        if (o->name.len == op.len
-            && ngx_strncmp(o->name.data, op.data, op.len) == 0)
-        {
-            break;
+    } else {
+        if (ngx_chat_protocol_string(json, "op", &name) != NGX_OK) {
+            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"op\" must be a string");
+        }
+
+        for (o = ngx_chat_protocol_ops; o->name.len; o++) {
+            if (o->name.len == name.len
+                && ngx_strncmp(o->name.data, name.data, name.len) == 0)
+            {
+                break;
+            }
         }
     }
 

@@ -71,7 +71,7 @@ typedef struct {
 
 
 ngx_int_t ngx_chat_protocol_decode(u_char *data, size_t len,
-    ngx_chat_request_t *req);
+    ngx_chat_request_t *req, ngx_uint_t op);
 void ngx_chat_protocol_free(ngx_chat_request_t *req);
 ngx_uint_t ngx_chat_protocol_room_valid(ngx_str_t *room);
 

@@ -144,7 +144,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
 
     s = ws->data;
 
-    if (ngx_chat_protocol_decode(data, len, &req) != NGX_OK) {
+    if (ngx_chat_protocol_decode(data, len, &req, 0) != NGX_OK) {
         ngx_chat_session_error(s, req.error, req.reason, &req.id);
         ngx_chat_protocol_free(&req);
         return;
