@@ -8,6 +8,7 @@
  * The JSON protocol decoder on hostile input, and the encoders on whatever
  * strings it lets through, the raw input itself as a user name included:
  * every reply must be valid UTF-8 and parse back to the same strings.
+ * The same input is also checked as a message read back from Redis.
  */
 
 #include <ngx_config.h>
@@ -23,6 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ngx_str_t           raw, id;
     ngx_chat_msg_t      msg;
+    ngx_chat_frame_t   *f;
     ngx_chat_utf8_t     utf8;
     ngx_chat_request_t  req;
 
@@ -38,6 +40,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     raw.data = (u_char *) data;
     raw.len = size;
+
+    /* as a message read back from Redis for room "r" */
+
+    ngx_str_set(&id, "r");
+    f = ngx_chat_protocol_stored(&id, raw.data, raw.len, NULL);
+
+    if (f) {
+        ngx_chat_fuzz_check(f, NULL);
+    }
 
     if (ngx_chat_protocol_decode((u_char *) data, size, &req,
                                  size & 1 ? NGX_CHAT_REQ_SEND : 0) != NGX_OK) {

@@ -19,6 +19,8 @@ typedef struct {
 } ngx_chat_protocol_op_t;
 
 
+static cJSON *ngx_chat_protocol_parse(u_char *data, size_t len,
+    char **reason);
 static ngx_int_t ngx_chat_protocol_fields(ngx_chat_request_t *req,
     ngx_uint_t op);
 static ngx_int_t ngx_chat_protocol_string(cJSON *json, char *name,
@@ -74,56 +76,74 @@ ngx_int_t
 ngx_chat_protocol_decode(u_char *data, size_t len, ngx_chat_request_t *req,
     ngx_uint_t op)
 {
-    u_char      *p, *last;
-    const char  *end;
-
     ngx_memzero(req, sizeof(ngx_chat_request_t));
 
-    /*
-     * cJSON takes raw control characters in strings, which JSON allows
-     * nowhere but as whitespace, and cuts a string short at "\u0000"
-     */
+    req->json = ngx_chat_protocol_parse(data, len, &req->reason);
+
+    if (req->json == NULL) {
+        req->error = NGX_CHAT_ERR_BAD_REQUEST;
+        return NGX_DECLINED;
+    }
+
+    return ngx_chat_protocol_fields(req, op);
+}
+
+
+/*
+ * One JSON object and nothing else.  cJSON takes raw control characters
+ * in strings, which JSON allows nowhere but as whitespace, and cuts a
+ * string short at "\u0000": both are refused first.
+ */
+
+static cJSON *
+ngx_chat_protocol_parse(u_char *data, size_t len, char **reason)
+{
+    u_char      *p, *last;
+    cJSON       *json;
+    const char  *end;
 
     for (p = data, last = data + len; p < last; p++) {
 
         if (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n') {
-            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                          "control character in JSON");
+            *reason = "control character in JSON";
+            return NULL;
         }
 
         if (*p == '\\' && ++p < last && *p == 'u' && last - p > 4
             && ngx_strncmp(p + 1, "0000", 4) == 0)
         {
-            return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                          "U+0000 in a string");
+            *reason = "U+0000 in a string";
+            return NULL;
         }
     }
 
     end = NULL;
-    req->json = cJSON_ParseWithLengthOpts((const char *) data, len, &end, 0);
+    json = cJSON_ParseWithLengthOpts((const char *) data, len, &end, 0);
 
-    if (req->json == NULL) {
-        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                      "invalid JSON");
+    if (json == NULL) {
+        *reason = "invalid JSON";
+        return NULL;
     }
 
-    while (end < (const char *) data + len
+    while (end < (const char *) last
            && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
     {
         end++;
     }
 
-    if (end != (const char *) data + len) {
-        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                      "trailing data after JSON");
+    if (end != (const char *) last) {
+        cJSON_Delete(json);
+        *reason = "trailing data after JSON";
+        return NULL;
     }
 
-    if (!cJSON_IsObject(req->json)) {
-        return ngx_chat_protocol_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
-                                      "request is not an object");
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        *reason = "not a JSON object";
+        return NULL;
     }
 
-    return ngx_chat_protocol_fields(req, op);
+    return json;
 }
 
 
@@ -568,9 +588,10 @@ ngx_chat_frame_t *
 ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
     ngx_log_t *log)
 {
+    char              *reason;
     cJSON             *json;
-    uint64_t           seq;
-    ngx_str_t          type, name;
+    uint64_t           seq, ts;
+    ngx_str_t          type, s;
     ngx_chat_utf8_t    utf8;
     ngx_chat_frame_t  *f;
 
@@ -583,21 +604,26 @@ ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
         return NULL;
     }
 
-    json = cJSON_ParseWithLength((const char *) data, len);
+    json = ngx_chat_protocol_parse(data, len, &reason);
     if (json == NULL) {
         return NULL;
     }
 
     f = NULL;
 
-    if (cJSON_IsObject(json)
-        && ngx_chat_protocol_string(json, "type", &type) == NGX_OK
+    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
         && type.len == 7 && ngx_strncmp(type.data, "message", 7) == 0
-        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
-        && name.len == room->len
-        && ngx_strncmp(name.data, room->data, room->len) == 0
+        && ngx_chat_protocol_string(json, "room", &s) == NGX_OK
+        && s.len == room->len
+        && ngx_strncmp(s.data, room->data, room->len) == 0
         && ngx_chat_protocol_uint(json, "seq", &seq) == NGX_OK
-        && seq > 0)
+        && seq > 0
+        && ngx_chat_protocol_string(json, "msg_id", &s) == NGX_OK
+        && s.len == NGX_CHAT_MSG_ID_LEN
+        && ngx_chat_protocol_string(json, "user", &s) == NGX_OK
+        && s.len > 0
+        && ngx_chat_protocol_string(json, "text", &s) == NGX_OK
+        && ngx_chat_protocol_uint(json, "ts", &ts) == NGX_OK)
     {
         f = ngx_chat_frame_alloc(len, log);
 

@@ -79,6 +79,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
 {
     u_char                *p;
     size_t                 len;
+    ssize_t                n;
     ngx_str_t              user;
     ngx_buf_t             *b;
     ngx_chain_t           *cl;
@@ -104,18 +105,16 @@ ngx_chat_publish_body(ngx_http_request_t *r)
         return;
     }
 
-    /* the body, in one piece and in memory: it is at most 8k by default */
+    /*
+     * the body in one piece; a part nginx wrote to a temporary file (past
+     * client_body_buffer_size) is read back: it is chat_max_message_size
+     * at most, just written, in the page cache
+     */
 
     len = 0;
 
     if (r->request_body) {
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (cl->buf->in_file) {
-                ngx_http_finalize_request(r,
-                      ngx_chat_publish_reply(r, NGX_CHAT_ERR_TOO_LARGE, NULL));
-                return;
-            }
-
             len += ngx_buf_size(cl->buf);
         }
     }
@@ -143,8 +142,23 @@ ngx_chat_publish_body(ngx_http_request_t *r)
 
     if (r->request_body) {
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            b->last = ngx_cpymem(b->last, cl->buf->pos,
-                                 cl->buf->last - cl->buf->pos);
+
+            if (!cl->buf->in_file) {
+                b->last = ngx_cpymem(b->last, cl->buf->pos,
+                                     cl->buf->last - cl->buf->pos);
+                continue;
+            }
+
+            n = ngx_read_file(cl->buf->file, b->last,
+                              cl->buf->file_last - cl->buf->file_pos,
+                              cl->buf->file_pos);
+
+            if (n != cl->buf->file_last - cl->buf->file_pos) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            b->last += n;
         }
     }
 
