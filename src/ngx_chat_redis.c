@@ -38,6 +38,7 @@ ngx_chat_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
     u_char     *p, *last, *at, *colon, *slash;
     size_t      len;
     ngx_int_t   db;
+    ngx_str_t   path;
     ngx_url_t   u;
 
     rc->url = *url;
@@ -45,12 +46,22 @@ ngx_chat_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
     last = p + url->len;
 
     if (url->len > 5 && ngx_strncmp(p, "unix:", 5) == 0) {
-        rc->path = ngx_pnalloc(cf->pool, url->len - 5 + 1);
+
+        /* a relative path is relative to the prefix, as nginx's are */
+
+        path.data = p + 5;
+        path.len = url->len - 5;
+
+        if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc->path = ngx_pnalloc(cf->pool, path.len + 1);
         if (rc->path == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        (void) ngx_cpystrn(rc->path, p + 5, url->len - 5 + 1);
+        (void) ngx_cpystrn(rc->path, path.data, path.len + 1);
         return NGX_CONF_OK;
     }
 
