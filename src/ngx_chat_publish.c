@@ -144,8 +144,11 @@ ngx_chat_publish_body(ngx_http_request_t *r)
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
 
             if (!cl->buf->in_file) {
-                b->last = ngx_cpymem(b->last, cl->buf->pos,
-                                     cl->buf->last - cl->buf->pos);
+                if (cl->buf->last > cl->buf->pos) {
+                    b->last = ngx_cpymem(b->last, cl->buf->pos,
+                                         cl->buf->last - cl->buf->pos);
+                }
+
                 continue;
             }
 
