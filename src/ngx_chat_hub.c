@@ -123,8 +123,9 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
 
     if (--room->nmembers == 0) {
         ngx_chat_stat_dec(rooms);
+
+        /* the store releases the room, now or once it is done with it */
         ngx_chat_store->leave(room);
-        ngx_chat_hub_release(room);
     }
 }
 

@@ -99,7 +99,9 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
 static void
 ngx_chat_memory_leave(ngx_chat_room_t *room)
 {
-    /* the room keeps its seq and messages for whoever joins next */
+    /* a room with messages keeps them for whoever joins next */
+
+    ngx_chat_hub_release(room);
 }
 
 

@@ -5,7 +5,7 @@ package ChatTest;
 # logs an alert/crit/emerg or a sanitizer report.  Perl core modules only.
 #
 #   my $n = ChatTest->start(http => '...', server => '...', main => '...',
-#                           workers => 1);
+#                           workers => 1, listen_opts => 'reuseport');
 #   $n->port, $n->root, $n->error_log, $n->worker_pids, $n->reload,
 #   $n->stop, $n->status
 #   my ($rc, $text) = ChatTest->nginx_t(server => '...');
@@ -137,6 +137,7 @@ sub _config_text {
         my $http = $o{http} // '';
         my $server = $o{server} // '';
         my $main = $o{main} // '';
+        my $listen = defined $o{listen_opts} ? " $o{listen_opts}" : '';
         $text = _preamble(%o) . <<"EOF";
 worker_processes $workers;
 $main
@@ -155,7 +156,7 @@ http {
 $http
 
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen;
         server_name localhost;
 
 $server

@@ -17,6 +17,7 @@ package ChatTest::WS;
 #   $ws->call(\%request)            sends with an id, waits for its reply
 #   $ws->collect(n => 10, type => 'message', timeout => 5)
 #   $ws->drain(timeout => 0.5)      every message arriving in that time
+#   ChatTest::WS::pump(\@clients, timeout => 0.2)  read many at once
 #   $ws->expect_close(timeout => 5) code (1005 for an empty close payload,
 #                                   undef without close frame), reason;
 #                                   then waits for the TCP EOF
@@ -113,6 +114,31 @@ sub chat {
 }
 
 sub welcome { $_[0]{welcome} }
+
+# Many clients at once: waits up to timeout (default 0) for any of
+# @$clients to become readable and reads what has arrived on each into its
+# buffer, for the JSON readers (drain(timeout => 0) then parses it without
+# waiting).  Returns how many clients had data.
+sub pump {
+    my ($clients, %o) = @_;
+    my %by;
+    for my $ws (@$clients) {
+        next unless $ws && $ws->{fh} && !$ws->{eof};
+        $by{fileno $ws->{fh}} = $ws;
+    }
+    return 0 unless %by;
+    my $sel = IO::Select->new(map { $_->{fh} } values %by);
+    my $n = 0;
+    for my $fh ($sel->can_read($o{timeout} // 0)) {
+        my $ws = $by{fileno $fh} or next;
+        $n++;
+        for (1 .. 64) {
+            my $r = $ws->_fill(0);
+            last unless $r;
+        }
+    }
+    return $n;
+}
 sub fh { $_[0]{fh} }
 
 sub close_socket {
