@@ -43,6 +43,10 @@ static ngx_conf_num_bounds_t  ngx_chat_positive = {
     ngx_conf_check_num_bounds, 1, -1
 };
 
+static ngx_conf_num_bounds_t  ngx_chat_pool_bounds = {
+    ngx_conf_check_num_bounds, 1, 64
+};
+
 static ngx_conf_num_bounds_t  ngx_chat_history_bounds = {
     ngx_conf_check_num_bounds, 0, 100000
 };
@@ -91,6 +95,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("chat_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, postgres),
+      NULL },
+
+    { ngx_string("chat_postgres_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, postgres_pool),
+      &ngx_chat_pool_bounds },
 
     { ngx_string("chat_key_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -276,11 +294,14 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     cmcf->redis = NULL;
+     *     cmcf->postgres = { 0, NULL };
      *     cmcf->key_prefix = { 0, NULL };
      *     cmcf->endpoints = 0;
      */
 
     cmcf->history_cache = NGX_CONF_UNSET_UINT;
+    cmcf->postgres_pool = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -292,6 +313,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_chat_main_conf_t *cmcf = conf;
 
     ngx_conf_init_uint_value(cmcf->history_cache, 1000);
+    ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
+
+    if (cmcf->postgres.len && cmcf->redis == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_postgres\" requires \"chat_redis\": "
+                           "messages reach Postgres through a Redis stream");
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->key_prefix.data == NULL) {
         ngx_str_set(&cmcf->key_prefix, "chat");

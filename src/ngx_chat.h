@@ -35,6 +35,8 @@ typedef struct ngx_chat_redis_conf_s  ngx_chat_redis_conf_t;
 
 typedef struct {
     ngx_chat_redis_conf_t      *redis;
+    ngx_str_t                   postgres;
+    ngx_uint_t                  postgres_pool;
     ngx_uint_t                  history_cache;
     ngx_str_t                   key_prefix;
     ngx_uint_t                  endpoints;

@@ -580,20 +580,19 @@ ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg)
 
 /*
  * A message event that comes back from a shared store (a channel, the
- * recent messages): anyone with access to the store could have written
- * it, so it is checked before it goes to a client.
+ * recent messages, the stream): anyone with access to the store could
+ * have written it, so every field is checked.  On success msg points into
+ * the returned cJSON tree, which the caller deletes.
  */
 
-ngx_chat_frame_t *
-ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
-    ngx_log_t *log)
+cJSON *
+ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data, size_t len,
+    ngx_chat_msg_t *msg)
 {
-    char              *reason;
-    cJSON             *json;
-    uint64_t           seq, ts;
-    ngx_str_t          type, s;
-    ngx_chat_utf8_t    utf8;
-    ngx_chat_frame_t  *f;
+    char             *reason;
+    cJSON            *json, *id;
+    ngx_str_t         type;
+    ngx_chat_utf8_t   utf8;
 
     ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
 
@@ -609,32 +608,59 @@ ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
         return NULL;
     }
 
-    f = NULL;
+    id = cJSON_GetObjectItemCaseSensitive(json, "msg_id");
 
     if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
         && type.len == 7 && ngx_strncmp(type.data, "message", 7) == 0
-        && ngx_chat_protocol_string(json, "room", &s) == NGX_OK
-        && s.len == room->len
-        && ngx_strncmp(s.data, room->data, room->len) == 0
-        && ngx_chat_protocol_uint(json, "seq", &seq) == NGX_OK
-        && seq > 0
-        && ngx_chat_protocol_string(json, "msg_id", &s) == NGX_OK
-        && s.len == NGX_CHAT_MSG_ID_LEN
-        && ngx_chat_protocol_string(json, "user", &s) == NGX_OK
-        && s.len > 0
-        && ngx_chat_protocol_string(json, "text", &s) == NGX_OK
-        && ngx_chat_protocol_uint(json, "ts", &ts) == NGX_OK)
+        && ngx_chat_protocol_string(json, "room", &msg->room) == NGX_OK
+        && ngx_chat_protocol_room_valid(&msg->room)
+        && (room == NULL
+            || (msg->room.len == room->len
+                && ngx_strncmp(msg->room.data, room->data, room->len) == 0))
+        && ngx_chat_protocol_uint(json, "seq", &msg->seq) == NGX_OK
+        && msg->seq > 0
+        && cJSON_IsString(id)
+        && ngx_strlen(id->valuestring) == NGX_CHAT_MSG_ID_LEN
+        && ngx_chat_protocol_string(json, "user", &msg->user) == NGX_OK
+        && msg->user.len > 0
+        && ngx_chat_protocol_string(json, "text", &msg->text) == NGX_OK
+        && ngx_chat_protocol_uint(json, "ts", &msg->ts) == NGX_OK)
     {
-        f = ngx_chat_frame_alloc(len, log);
-
-        if (f) {
-            f->last = ngx_cpymem(f->payload, data, len);
-            f->seq = seq;
-            ngx_chat_frame_seal(f, NGX_CHAT_OP_TEXT);
-        }
+        ngx_memcpy(msg->msg_id, id->valuestring, NGX_CHAT_MSG_ID_LEN);
+        return json;
     }
 
     cJSON_Delete(json);
+
+    return NULL;
+}
+
+
+/* the same, as a frame for clients: the bytes as they were stored */
+
+ngx_chat_frame_t *
+ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
+    ngx_log_t *log)
+{
+    cJSON             *json;
+    ngx_chat_msg_t     msg;
+    ngx_chat_frame_t  *f;
+
+    json = ngx_chat_protocol_parse_message(room, data, len, &msg);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    cJSON_Delete(json);
+
+    f = ngx_chat_frame_alloc(len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->last = ngx_cpymem(f->payload, data, len);
+    f->seq = msg.seq;
+    ngx_chat_frame_seal(f, NGX_CHAT_OP_TEXT);
 
     return f;
 }

@@ -86,6 +86,8 @@ ngx_chat_frame_t *ngx_chat_protocol_ack(ngx_str_t *room, uint64_t seq,
 ngx_chat_frame_t *ngx_chat_protocol_message(ngx_chat_msg_t *msg,
     ngx_log_t *log);
 size_t ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg);
+cJSON *ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data,
+    size_t len, ngx_chat_msg_t *msg);
 ngx_chat_frame_t *ngx_chat_protocol_stored(ngx_str_t *room, u_char *data,
     size_t len, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_history(ngx_str_t *room,

@@ -11,6 +11,8 @@
 #include "ngx_chat_store_redis.h"
 #include "ngx_chat_redis.h"
 #include "ngx_chat_hub.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_writer.h"
 
 
 /*
@@ -49,6 +51,17 @@ typedef struct {
 } ngx_chat_redis_fill_t;
 
 
+/* a send in flight: what the script needs, kept for its retries */
+
+typedef struct {
+    ngx_str_t                   head;
+    ngx_str_t                   tail;
+    ngx_str_t                   idem;
+    unsigned                    noscript:1;
+    unsigned                    reseeded:1;
+} ngx_chat_redis_send_t;
+
+
 static ngx_int_t ngx_chat_store_redis_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle);
 static void ngx_chat_store_redis_join(ngx_chat_store_op_t *op);
@@ -74,11 +87,20 @@ static void ngx_chat_redis_catch_up(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_message(ngx_chat_room_t *room,
     ngx_chat_frame_t *f);
+static void ngx_chat_redis_verify(ngx_chat_room_t *room,
+    ngx_chat_frame_t *f);
+static void ngx_chat_redis_verified(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_chat_redis_fill(ngx_chat_room_t *room, uint64_t to);
 static void ngx_chat_redis_filled(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_rewind(ngx_chat_room_t *room, uint64_t seq);
+static void ngx_chat_redis_eval(ngx_chat_store_op_t *op);
 static void ngx_chat_redis_published(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_reseed(ngx_chat_store_op_t *op);
+static void ngx_chat_redis_reseed_max(PGresult *res, void *data);
+static void ngx_chat_redis_seeded(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -102,6 +124,13 @@ ngx_chat_store_t  ngx_chat_store_redis = {
 
 
 static ngx_str_t  ngx_chat_redis_script = ngx_string(
+    "if ARGV[6] == '1' then\n"
+    "  local seq = redis.call('GET', KEYS[4])\n"
+    "  if seq then return {tonumber(seq), 1} end\n"
+    "end\n"
+    "if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  return {-1, 0}\n"
+    "end\n"
     "local seq = redis.call('INCR', KEYS[1])\n"
     "local msg = ARGV[1] .. seq .. ARGV[2]\n"
     "local keep = tonumber(ARGV[3])\n"
@@ -109,7 +138,25 @@ static ngx_str_t  ngx_chat_redis_script = ngx_string(
     "  redis.call('ZADD', KEYS[2], seq, msg)\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -keep - 1)\n"
     "end\n"
+    "if ARGV[5] == '1' then\n"
+    "  redis.call('XADD', KEYS[3], '*', 'm', msg)\n"
+    "end\n"
+    "if ARGV[6] == '1' then\n"
+    "  redis.call('SET', KEYS[4], seq, 'EX', 600)\n"
+    "end\n"
     "redis.call('PUBLISH', ARGV[4], msg)\n"
+    "return {seq, 0}\n");
+
+
+/* never lower: another worker may have seeded and sent meanwhile */
+
+static ngx_str_t  ngx_chat_redis_seed = ngx_string(
+    "local seq = tonumber(ARGV[1])\n"
+    "local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "if top[2] then seq = math.max(seq, tonumber(top[2])) end\n"
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur then seq = math.max(seq, tonumber(cur)) end\n"
+    "redis.call('SET', KEYS[1], seq)\n"
     "return seq\n");
 
 
@@ -167,6 +214,10 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
     ngx_chat_redis_connect(&ngx_chat_redis_cmd);
     ngx_chat_redis_connect(&ngx_chat_redis_sub);
 
+    if (cmcf->postgres.len) {
+        return ngx_chat_writer_init(cycle, cmcf);
+    }
+
     return NGX_OK;
 }
 
@@ -176,6 +227,10 @@ ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle)
 {
     ngx_chat_redis_close(&ngx_chat_redis_sub);
     ngx_chat_redis_close(&ngx_chat_redis_cmd);
+
+    if (ngx_chat_writer_durable()) {
+        ngx_chat_writer_exit();
+    }
 }
 
 
@@ -287,6 +342,14 @@ ngx_chat_redis_sync(ngx_chat_room_t *room)
     if (room->nmembers == 0 && rr->state == NGX_CHAT_REDIS_UNSUBSCRIBED
         && !rr->filling)
     {
+        /* joins whose members left before the subscription came */
+
+        while (!ngx_queue_empty(&rr->joins)) {
+            ngx_chat_redis_fail(ngx_queue_data(ngx_queue_head(&rr->joins),
+                                               ngx_chat_store_op_t, wait),
+                                NGX_CHAT_ERR_UNAVAILABLE);
+        }
+
         while (rr->nbacklog) {
             ngx_chat_frame_unref(rr->backlog[--rr->nbacklog]);
         }
@@ -659,6 +722,16 @@ ngx_chat_redis_message(ngx_chat_room_t *room, ngx_chat_frame_t *f)
     if (rr->known) {
 
         if (f->seq <= room->seq) {
+
+            /*
+             * seq 1 again is a duplicate, or Redis has lost the room's
+             * data and counts from 1: ask Redis, holding what comes
+             */
+
+            if (f->seq == 1) {
+                ngx_chat_redis_verify(room, f);
+            }
+
             return;
         }
 
@@ -675,6 +748,98 @@ ngx_chat_redis_message(ngx_chat_room_t *room, ngx_chat_frame_t *f)
     rr->known = 1;
 
     (void) ngx_chat_hub_deliver(room, f);
+}
+
+
+static void
+ngx_chat_redis_verify(ngx_chat_room_t *room, ngx_chat_frame_t *f)
+{
+    u_char                  key[NGX_CHAT_REDIS_KEY_MAX];
+    const char             *argv[2];
+    size_t                  argvlen[2];
+    ngx_chat_redis_room_t  *rr;
+
+    rr = room->store;
+
+    if (rr->backlog == NULL) {
+        rr->backlog = ngx_alloc(64 * sizeof(ngx_chat_frame_t *),
+                                ngx_cycle->log);
+        if (rr->backlog == NULL) {
+            return;
+        }
+
+        rr->backlog_size = 64;
+    }
+
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_chat_redis_key(key, &room->node.str, ":seq");
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_verified,
+                               room, 2, argv, argvlen)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    rr->filling = 1;
+    rr->backlog[rr->nbacklog++] = ngx_chat_frame_ref(f);
+    room->refs++;
+}
+
+
+static void
+ngx_chat_redis_verified(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_room_t *room = privdata;
+
+    uint64_t                last;
+    ngx_uint_t              i, n;
+    ngx_chat_frame_t      **backlog;
+    ngx_chat_redis_room_t  *rr;
+
+    room->refs--;
+    rr = room->store;
+
+    if (rr == NULL) {
+        ngx_chat_hub_release(room);
+        return;
+    }
+
+    rr->filling = 0;
+
+    if (ngx_chat_redis_uint(r, &last) == NGX_OK && last < room->seq) {
+        ngx_chat_redis_rewind(room, 0);
+    }
+
+    /* what is still behind is a duplicate now */
+
+    backlog = rr->backlog;
+    n = rr->nbacklog;
+
+    rr->backlog = NULL;
+    rr->nbacklog = 0;
+    rr->backlog_size = 0;
+
+    for (i = 0; i < n; i++) {
+        if (room->store && backlog[i]->seq > room->seq) {
+            ngx_chat_redis_message(room, backlog[i]);
+        }
+
+        ngx_chat_frame_unref(backlog[i]);
+    }
+
+    if (backlog) {
+        ngx_free(backlog);
+    }
+
+    if (room->store) {
+        ngx_chat_redis_sync(room);
+
+    } else {
+        ngx_chat_hub_release(room);
+    }
 }
 
 
@@ -857,6 +1022,9 @@ ngx_chat_store_redis_leave(ngx_chat_room_t *room)
 {
     if (room->store) {
         ngx_chat_redis_sync(room);
+
+    } else {
+        ngx_chat_hub_release(room);
     }
 }
 
@@ -864,13 +1032,10 @@ ngx_chat_store_redis_leave(ngx_chat_room_t *room)
 static void
 ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
 {
-    u_char            *p, seq_key[NGX_CHAT_REDIS_KEY_MAX];
-    u_char             recent[NGX_CHAT_REDIS_KEY_MAX];
-    u_char             channel[NGX_CHAT_REDIS_KEY_MAX];
-    size_t             at;
-    const char        *argv[9];
-    size_t             argvlen[9];
-    ngx_chat_frame_t  *f;
+    u_char                 *p;
+    size_t                  at, len;
+    ngx_chat_frame_t       *f;
+    ngx_chat_redis_send_t  *send;
 
     if (!ngx_chat_redis_cmd.ready) {
         ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
@@ -890,33 +1055,112 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     }
 
     at = ngx_chat_protocol_message_seq_at(msg);
-    p = f->payload;
+    len = f->last - f->payload;
 
-    argv[0] = "EVALSHA";
-    argvlen[0] = 7;
-    argv[1] = (char *) ngx_chat_redis_sha;
-    argvlen[1] = 40;
-    argv[2] = "2";
+    send = ngx_alloc(sizeof(ngx_chat_redis_send_t) + len
+                     + NGX_CHAT_REDIS_KEY_MAX + NGX_CHAT_USER_MAX
+                     + NGX_CHAT_ID_MAX + 2 * NGX_INT_T_LEN, op->log);
+    if (send == NULL) {
+        ngx_chat_frame_unref(f);
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    p = (u_char *) (send + 1);
+
+    send->head.data = p;
+    send->head.len = at;
+    send->tail.data = p + at + 1;
+    send->tail.len = len - at - 1;
+    p = ngx_cpymem(p, f->payload, len);
+
+    ngx_chat_frame_unref(f);
+
+    /* resends of one "id" by one user in one room map to one message */
+
+    send->idem.data = p;
+    send->idem.len = 0;
+
+    if (op->id.data) {
+        p = send->idem.data + ngx_chat_redis_key(p, &op->room->node.str,
+                                                 ":id:");
+        p = ngx_sprintf(p, "%uz:%V:%V", msg->user.len, &msg->user, &op->id);
+        send->idem.len = p - send->idem.data;
+    }
+
+    send->reseeded = 0;
+    send->noscript = 0;
+
+    op->store_data = send;
+
+    ngx_chat_redis_eval(op);
+}
+
+
+/*
+ * KEYS: seq, recent, stream, the resend key; ARGV: the event around its
+ * seq, how many to keep, the channel, "1" if durable, "1" with a resend
+ * key.  Returns {seq, 1 if a resend} or {-1, 0}: seq to be seeded first.
+ */
+
+static void
+ngx_chat_redis_eval(ngx_chat_store_op_t *op)
+{
+    u_char                 *p, seq_key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char                  recent[NGX_CHAT_REDIS_KEY_MAX];
+    u_char                  channel[NGX_CHAT_REDIS_KEY_MAX];
+    const char             *argv[13];
+    size_t                  argvlen[13];
+    ngx_str_t              *stream;
+    ngx_chat_redis_send_t  *send;
+
+    send = op->store_data;
+    stream = ngx_chat_writer_stream_key();
+
+    if (send->noscript) {
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = (char *) ngx_chat_redis_script.data;
+        argvlen[1] = ngx_chat_redis_script.len;
+
+    } else {
+        argv[0] = "EVALSHA";
+        argvlen[0] = 7;
+        argv[1] = (char *) ngx_chat_redis_sha;
+        argvlen[1] = 40;
+    }
+
+    argv[2] = "4";
     argvlen[2] = 1;
     argv[3] = (char *) seq_key;
     argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str, ":seq");
     argv[4] = (char *) recent;
     argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str, ":recent");
+
+    /* a key of its own when not durable, so the script has four */
+
+    p = stream->len ? stream->data : seq_key;
     argv[5] = (char *) p;
-    argvlen[5] = at;
-    argv[6] = (char *) p + at + 1;
-    argvlen[6] = f->last - p - at - 1;
-    argv[7] = (char *) ngx_chat_redis_keep;
-    argvlen[7] = ngx_chat_redis_keep_len;
-    argv[8] = (char *) channel;
-    argvlen[8] = ngx_chat_redis_key(channel, &op->room->node.str, "");
+    argvlen[5] = stream->len ? stream->len : argvlen[3];
 
-    /* kept for EVAL if Redis has lost the script */
+    argv[6] = (char *) (send->idem.len ? send->idem.data : seq_key);
+    argvlen[6] = send->idem.len ? send->idem.len : argvlen[3];
 
-    op->store_data = f;
+    argv[7] = (char *) send->head.data;
+    argvlen[7] = send->head.len;
+    argv[8] = (char *) send->tail.data;
+    argvlen[8] = send->tail.len;
+    argv[9] = (char *) ngx_chat_redis_keep;
+    argvlen[9] = ngx_chat_redis_keep_len;
+    argv[10] = (char *) channel;
+    argvlen[10] = ngx_chat_redis_key(channel, &op->room->node.str, "");
+    argv[11] = stream->len ? "1" : "0";
+    argvlen[11] = 1;
+    argv[12] = send->idem.len ? "1" : "0";
+    argvlen[12] = 1;
 
     if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_published,
-                               op, 9, argv, argvlen)
+                               op, 13, argv, argvlen)
         != NGX_OK)
     {
         ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
@@ -929,73 +1173,136 @@ ngx_chat_redis_published(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_store_op_t *op = privdata;
 
-    u_char             seq_key[NGX_CHAT_REDIS_KEY_MAX];
-    u_char             recent[NGX_CHAT_REDIS_KEY_MAX];
-    u_char             channel[NGX_CHAT_REDIS_KEY_MAX];
-    u_char            *p;
-    size_t             at;
-    redisReply        *reply = r;
-    const char        *argv[9];
-    size_t             argvlen[9];
-    ngx_chat_msg_t     msg;
-    ngx_chat_frame_t  *f;
+    int64_t                 seq;
+    redisReply             *reply = r;
+    ngx_chat_redis_send_t  *send;
+
+    send = op->store_data;
 
     if (reply && reply->type == REDIS_REPLY_ERROR
-        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
-        && op->store_data)
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0 && !send->noscript)
     {
         /* once: EVAL with the script itself, which loads it again */
+        send->noscript = 1;
+        ngx_chat_redis_eval(op);
+        return;
+    }
 
-        f = op->store_data;
-        p = f->payload;
-
-        ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
-        msg.room = op->room->node.str;
-        at = ngx_chat_protocol_message_seq_at(&msg);
-
-        argv[0] = "EVAL";
-        argvlen[0] = 4;
-        argv[1] = (char *) ngx_chat_redis_script.data;
-        argvlen[1] = ngx_chat_redis_script.len;
-        argv[2] = "2";
-        argvlen[2] = 1;
-        argv[3] = (char *) seq_key;
-        argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str,
-                                        ":seq");
-        argv[4] = (char *) recent;
-        argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str,
-                                        ":recent");
-        argv[5] = (char *) p;
-        argvlen[5] = at;
-        argv[6] = (char *) p + at + 1;
-        argvlen[6] = f->last - p - at - 1;
-        argv[7] = (char *) ngx_chat_redis_keep;
-        argvlen[7] = ngx_chat_redis_keep_len;
-        argv[8] = (char *) channel;
-        argvlen[8] = ngx_chat_redis_key(channel, &op->room->node.str, "");
-
-        if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
-                                   ngx_chat_redis_published, op,
-                                   9, argv, argvlen)
-            == NGX_OK)
-        {
-            ngx_free(op->store_data);
-            op->store_data = NULL;
-            return;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                          "chat: room \"%V\": message not stored: %s",
+                          &op->room->node.str, reply->str);
         }
+
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
     }
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, op->log, 0,
-                      "chat: room \"%V\": message not stored: %s",
-                      &op->room->node.str, reply->str);
+    seq = reply->element[0]->integer;
+
+    if (seq < 0 && !send->reseeded) {
+        send->reseeded = 1;
+        ngx_chat_redis_reseed(op);
+        return;
     }
 
-    if (ngx_chat_redis_uint(reply, &op->seq) != NGX_OK) {
-        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+    if (seq <= 0) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
     }
+
+    op->seq = (uint64_t) seq;
 
     ngx_chat_store_op_done(op);
+}
+
+
+/*
+ * The room's seq is gone from Redis (a restart without its data, a
+ * FLUSHALL): it goes on from the last one Postgres has, so that no seq
+ * is ever given twice.
+ */
+
+static void
+ngx_chat_redis_reseed(ngx_chat_store_op_t *op)
+{
+    const char  *values[1];
+    int          lengths[1];
+
+    values[0] = (char *) op->room->node.str.data;
+    lengths[0] = op->room->node.str.len;
+
+    if (ngx_chat_pg_query("SELECT coalesce(max(seq), 0) FROM chat_messages "
+                          "WHERE room = $1", 1, values, lengths,
+                          ngx_chat_redis_reseed_max, op)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+    }
+}
+
+
+static void
+ngx_chat_redis_reseed_max(PGresult *res, void *data)
+{
+    ngx_chat_store_op_t *op = data;
+
+    char        *max;
+    u_char       seq_key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       recent[NGX_CHAT_REDIS_KEY_MAX];
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    max = PQgetvalue(res, 0, 0);
+
+    ngx_log_error(NGX_LOG_WARN, op->log, 0,
+                  "chat: room \"%V\": seq missing in Redis, going on from "
+                  "%s", &op->room->node.str, max);
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_redis_seed.data;
+    argvlen[1] = ngx_chat_redis_seed.len;
+    argv[2] = "2";
+    argvlen[2] = 1;
+    argv[3] = (char *) seq_key;
+    argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str, ":seq");
+    argv[4] = (char *) recent;
+    argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str, ":recent");
+    argv[5] = max;
+    argvlen[5] = ngx_strlen(max);
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_seeded,
+                               op, 6, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+    }
+}
+
+
+static void
+ngx_chat_redis_seeded(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_chat_redis_fail(privdata, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    ngx_chat_redis_eval(privdata);
 }
 
 

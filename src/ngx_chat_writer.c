@@ -1,0 +1,705 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include "ngx_chat_writer.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_protocol.h"
+
+
+/*
+ * The durable transcript.  The send script appends every message to one
+ * Redis stream; each worker reads it in one consumer group, writes what
+ * it read to Postgres in one multi-row INSERT, and XACKs after the
+ * commit.  Entries a dead worker read but never acknowledged are claimed
+ * by the others once they have been idle for a while, and the stream is
+ * trimmed up to the oldest entry not yet acknowledged.
+ */
+
+#define NGX_CHAT_WRITER_GROUP       "writers"
+#define NGX_CHAT_WRITER_BATCH       "500"
+#define NGX_CHAT_WRITER_BLOCK       "1000"
+#define NGX_CHAT_WRITER_CLAIM_IDLE  "15000"
+#define NGX_CHAT_WRITER_PERIOD      5000
+#define NGX_CHAT_WRITER_RETRY       1000
+#define NGX_CHAT_WRITER_COLUMNS     6
+
+
+typedef struct {
+    ngx_uint_t                  nids;
+    char                      **ids;
+    size_t                     *idlens;
+    ngx_uint_t                  nrows;
+    char                       *sql;
+    const char                **values;
+    int                        *lengths;
+} ngx_chat_writer_batch_t;
+
+
+static void ngx_chat_writer_ready(ngx_chat_redis_t *rd);
+static void ngx_chat_writer_down(ngx_chat_redis_t *rd);
+static void ngx_chat_writer_group(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_writer_next(void);
+static void ngx_chat_writer_entries(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_chat_writer_batch_t *ngx_chat_writer_batch(redisReply *entries);
+static u_char *ngx_chat_writer_value(ngx_chat_writer_batch_t *b,
+    ngx_uint_t k, u_char *p, u_char *data, uint64_t len);
+static void ngx_chat_writer_write(void);
+static void ngx_chat_writer_written(PGresult *res, void *data);
+static void ngx_chat_writer_acked(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_writer_trimmed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_writer_trim_stream(void);
+static void ngx_chat_writer_timer_handler(ngx_event_t *ev);
+static void ngx_chat_writer_free(ngx_chat_writer_batch_t *b);
+
+
+static ngx_str_t  ngx_chat_writer_trim = ngx_string(
+    "local function id(s)\n"
+    "  local a, b = string.match(s, '(%d+)-(%d+)')\n"
+    "  return tonumber(a), tonumber(b)\n"
+    "end\n"
+    "local last\n"
+    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+    "  local f = {}\n"
+    "  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+    "  if f['name'] == ARGV[1] then last = f['last-delivered-id'] end\n"
+    "end\n"
+    "if not last then return 0 end\n"
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
+    "local min = last\n"
+    "if p[1] > 0 then\n"
+    "  local a1, b1 = id(p[2])\n"
+    "  local a2, b2 = id(last)\n"
+    "  if a1 < a2 or (a1 == a2 and b1 < b2) then min = p[2] end\n"
+    "end\n"
+    "return redis.call('XTRIM', KEYS[1], 'MINID', min)\n");
+
+
+static ngx_chat_redis_t          ngx_chat_writer_link;
+static ngx_event_t               ngx_chat_writer_timer;
+static ngx_chat_writer_batch_t  *ngx_chat_writer_pending;
+static ngx_str_t                 ngx_chat_writer_stream;
+static ngx_str_t                 ngx_chat_writer_consumer;
+static ngx_msec_t                ngx_chat_writer_claimed;
+static ngx_msec_t                ngx_chat_writer_trimmed_at;
+static ngx_uint_t                ngx_chat_writer_busy;
+
+
+ngx_int_t
+ngx_chat_writer_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+{
+    u_char  *p;
+
+    p = ngx_alloc(cmcf->key_prefix.len + sizeof(":stream"), cycle->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_writer_stream.data = p;
+    p = ngx_cpymem(p, cmcf->key_prefix.data, cmcf->key_prefix.len);
+    p = ngx_cpymem(p, ":stream", sizeof(":stream") - 1);
+    ngx_chat_writer_stream.len = p - ngx_chat_writer_stream.data;
+
+    ngx_chat_writer_consumer = ngx_chat_worker_id;
+
+    if (ngx_chat_pg_init(&cmcf->postgres, cmcf->postgres_pool, cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_writer_timer.handler = ngx_chat_writer_timer_handler;
+    ngx_chat_writer_timer.log = cycle->log;
+    ngx_chat_writer_timer.cancelable = 1;
+
+    ngx_chat_writer_link.conf = cmcf->redis;
+    ngx_chat_writer_link.log = cycle->log;
+    ngx_chat_writer_link.name = "stream";
+    ngx_chat_writer_link.on_ready = ngx_chat_writer_ready;
+    ngx_chat_writer_link.on_down = ngx_chat_writer_down;
+
+    ngx_chat_redis_connect(&ngx_chat_writer_link);
+
+    ngx_add_timer(&ngx_chat_writer_timer, NGX_CHAT_WRITER_PERIOD);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_writer_exit(void)
+{
+    if (ngx_chat_writer_timer.timer_set) {
+        ngx_del_timer(&ngx_chat_writer_timer);
+    }
+
+    ngx_chat_redis_close(&ngx_chat_writer_link);
+    ngx_chat_pg_done();
+
+    if (ngx_chat_writer_pending) {
+        ngx_chat_writer_free(ngx_chat_writer_pending);
+        ngx_chat_writer_pending = NULL;
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_writer_durable(void)
+{
+    return ngx_chat_writer_stream.len != 0;
+}
+
+
+ngx_str_t *
+ngx_chat_writer_stream_key(void)
+{
+    return &ngx_chat_writer_stream;
+}
+
+
+static void
+ngx_chat_writer_ready(ngx_chat_redis_t *rd)
+{
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    /* from the stream's start: rewriting a row is harmless */
+
+    argv[0] = "XGROUP";
+    argvlen[0] = 6;
+    argv[1] = "CREATE";
+    argvlen[1] = 6;
+    argv[2] = (char *) ngx_chat_writer_stream.data;
+    argvlen[2] = ngx_chat_writer_stream.len;
+    argv[3] = NGX_CHAT_WRITER_GROUP;
+    argvlen[3] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+    argv[4] = "0";
+    argvlen[4] = 1;
+    argv[5] = "MKSTREAM";
+    argvlen[5] = 8;
+
+    if (ngx_chat_redis_command(rd, ngx_chat_writer_group, NULL, 6, argv,
+                               argvlen)
+        == NGX_OK)
+    {
+        ngx_chat_writer_busy = 1;
+    }
+}
+
+
+static void
+ngx_chat_writer_down(ngx_chat_redis_t *rd)
+{
+    ngx_chat_writer_busy = 0;
+}
+
+
+static void
+ngx_chat_writer_group(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    ngx_chat_writer_busy = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(reply->str, "BUSYGROUP", 9) != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
+                      "chat: cannot create the stream's consumer group: %s",
+                      reply->str);
+        return;
+    }
+
+    ngx_chat_writer_next();
+}
+
+
+/*
+ * One step at a time: a batch that is not yet written is retried; when
+ * it is time, entries left by dead workers are claimed; else new ones
+ * are read.
+ */
+
+static void
+ngx_chat_writer_next(void)
+{
+    const char  *argv[11];
+    size_t       argvlen[11];
+    ngx_uint_t   argc;
+    uintptr_t    claim;
+
+    if (ngx_chat_writer_busy || !ngx_chat_writer_link.ready) {
+        return;
+    }
+
+    if (ngx_chat_writer_pending) {
+        ngx_chat_writer_write();
+        return;
+    }
+
+    if (ngx_current_msec - ngx_chat_writer_trimmed_at
+        >= 2 * NGX_CHAT_WRITER_PERIOD)
+    {
+        ngx_chat_writer_trimmed_at = ngx_current_msec;
+        ngx_chat_writer_trim_stream();
+    }
+
+    argc = 0;
+    claim = 0;
+
+    if (ngx_current_msec - ngx_chat_writer_claimed
+        >= NGX_CHAT_WRITER_PERIOD)
+    {
+        ngx_chat_writer_claimed = ngx_current_msec;
+        claim = 1;
+
+        argv[argc] = "XAUTOCLAIM";
+        argvlen[argc++] = 10;
+        argv[argc] = (char *) ngx_chat_writer_stream.data;
+        argvlen[argc++] = ngx_chat_writer_stream.len;
+        argv[argc] = NGX_CHAT_WRITER_GROUP;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+        argv[argc] = (char *) ngx_chat_writer_consumer.data;
+        argvlen[argc++] = ngx_chat_writer_consumer.len;
+        argv[argc] = NGX_CHAT_WRITER_CLAIM_IDLE;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_CLAIM_IDLE) - 1;
+        argv[argc] = "0-0";
+        argvlen[argc++] = 3;
+        argv[argc] = "COUNT";
+        argvlen[argc++] = 5;
+        argv[argc] = NGX_CHAT_WRITER_BATCH;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BATCH) - 1;
+
+    } else {
+        argv[argc] = "XREADGROUP";
+        argvlen[argc++] = 10;
+        argv[argc] = "GROUP";
+        argvlen[argc++] = 5;
+        argv[argc] = NGX_CHAT_WRITER_GROUP;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+        argv[argc] = (char *) ngx_chat_writer_consumer.data;
+        argvlen[argc++] = ngx_chat_writer_consumer.len;
+        argv[argc] = "COUNT";
+        argvlen[argc++] = 5;
+        argv[argc] = NGX_CHAT_WRITER_BATCH;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BATCH) - 1;
+        argv[argc] = "BLOCK";
+        argvlen[argc++] = 5;
+        argv[argc] = NGX_CHAT_WRITER_BLOCK;
+        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BLOCK) - 1;
+        argv[argc] = "STREAMS";
+        argvlen[argc++] = 7;
+        argv[argc] = (char *) ngx_chat_writer_stream.data;
+        argvlen[argc++] = ngx_chat_writer_stream.len;
+        argv[argc] = ">";
+        argvlen[argc++] = 1;
+    }
+
+    if (ngx_chat_redis_command(&ngx_chat_writer_link,
+                               ngx_chat_writer_entries, (void *) claim,
+                               argc, argv, argvlen)
+        == NGX_OK)
+    {
+        ngx_chat_writer_busy = 1;
+    }
+}
+
+
+static void
+ngx_chat_writer_entries(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply   *reply = r, *entries;
+    ngx_uint_t    claim;
+
+    ngx_chat_writer_busy = 0;
+    claim = (uintptr_t) privdata;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    entries = NULL;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        /* the stream went away with its group (FLUSHALL): make both again */
+
+        if (ngx_strncmp(reply->str, "NOGROUP", 7) == 0
+            || ngx_strncmp(reply->str, "UNBLOCKED", 9) == 0)
+        {
+            ngx_chat_writer_ready(&ngx_chat_writer_link);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
+                      "chat: reading the stream failed: %s", reply->str);
+
+    } else if (claim) {
+
+        /* XAUTOCLAIM: [next id, [entries], [deleted ids]] */
+
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
+            entries = reply->element[1];
+        }
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1
+               && reply->element[0]->type == REDIS_REPLY_ARRAY
+               && reply->element[0]->elements == 2)
+    {
+        /* XREADGROUP: [[stream, [entries]]] */
+
+        entries = reply->element[0]->element[1];
+    }
+
+    if (entries && entries->type == REDIS_REPLY_ARRAY
+        && entries->elements > 0)
+    {
+        ngx_chat_writer_pending = ngx_chat_writer_batch(entries);
+    }
+
+    ngx_chat_writer_next();
+}
+
+
+/*
+ * The rows of a batch, with everything copied out of the reply: a batch
+ * outlives it when Postgres is away and the INSERT has to be retried.
+ */
+
+static ngx_chat_writer_batch_t *
+ngx_chat_writer_batch(redisReply *entries)
+{
+    u_char                   *p;
+    size_t                    n, i, k, size;
+    cJSON                   **json;
+    redisReply               *e, *fields;
+    ngx_chat_msg_t           *msg;
+    ngx_chat_writer_batch_t  *b;
+
+    static char  head[] = "INSERT INTO chat_messages (room, seq, msg_id, "
+                          "user_id, body, created_at) VALUES ";
+    static char  tail[] = " ON CONFLICT DO NOTHING";
+    static char  row[] = ",($000000,$000000::bigint,$000000::uuid,$000000,"
+                         "$000000,to_timestamp($000000::float8/1000))";
+
+    n = entries->elements;
+
+    json = ngx_calloc(n * (sizeof(cJSON *) + sizeof(ngx_chat_msg_t)),
+                      ngx_chat_writer_link.log);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    msg = (ngx_chat_msg_t *) (json + n);
+
+    size = sizeof(ngx_chat_writer_batch_t) + sizeof(head) + sizeof(tail)
+           + n * (sizeof(char *) + sizeof(size_t)
+                  + NGX_CHAT_WRITER_COLUMNS * (sizeof(char *) + sizeof(int))
+                  + sizeof(row));
+
+    for (i = 0; i < n; i++) {
+        e = entries->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+            || e->element[0]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        size += e->element[0]->len + 1;
+        fields = e->element[1];
+
+        for (k = 0; fields->type == REDIS_REPLY_ARRAY
+                    && k + 1 < fields->elements; k += 2)
+        {
+            if (fields->element[k]->type == REDIS_REPLY_STRING
+                && fields->element[k]->len == 1
+                && fields->element[k]->str[0] == 'm'
+                && fields->element[k + 1]->type == REDIS_REPLY_STRING)
+            {
+                json[i] = ngx_chat_protocol_parse_message(NULL,
+                                  (u_char *) fields->element[k + 1]->str,
+                                  fields->element[k + 1]->len, &msg[i]);
+                break;
+            }
+        }
+
+        if (json[i] == NULL) {
+            ngx_log_error(NGX_LOG_WARN, ngx_chat_writer_link.log, 0,
+                          "chat: skipped a malformed stream entry");
+            continue;
+        }
+
+        size += msg[i].room.len + msg[i].user.len + msg[i].text.len
+                + NGX_CHAT_MSG_ID_LEN + 2 * NGX_INT64_LEN
+                + NGX_CHAT_WRITER_COLUMNS;
+    }
+
+    b = ngx_calloc(size, ngx_chat_writer_link.log);
+
+    if (b) {
+        b->ids = (char **) (b + 1);
+        b->idlens = (size_t *) (b->ids + n);
+        b->values = (const char **) (b->idlens + n);
+        b->lengths = (int *) (b->values + n * NGX_CHAT_WRITER_COLUMNS);
+
+        b->sql = (char *) (b->lengths + n * NGX_CHAT_WRITER_COLUMNS);
+        p = ngx_cpymem(b->sql, head, sizeof(head) - 1);
+
+        for (i = 0; i < n; i++) {
+            e = entries->element[i];
+
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+                || e->element[0]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            if (json[i]) {
+                k = b->nrows++ * NGX_CHAT_WRITER_COLUMNS;
+
+                p = ngx_sprintf(p, "%s($%uz,$%uz::bigint,$%uz::uuid,$%uz,"
+                                "$%uz,to_timestamp($%uz::float8/1000))",
+                                k ? "," : "", k + 1, k + 2, k + 3, k + 4,
+                                k + 5, k + 6);
+            }
+        }
+
+        p = ngx_cpymem(p, tail, sizeof(tail));
+
+        for (i = 0; i < n; i++) {
+            e = entries->element[i];
+
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+                || e->element[0]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            b->ids[b->nids] = (char *) p;
+            b->idlens[b->nids++] = e->element[0]->len;
+            p = ngx_cpymem(p, e->element[0]->str, e->element[0]->len);
+            *p++ = '\0';
+        }
+
+        for (k = 0, i = 0; i < n; i++) {
+            if (json[i] == NULL) {
+                continue;
+            }
+
+            p = ngx_chat_writer_value(b, k++, p, msg[i].room.data,
+                                      msg[i].room.len);
+            p = ngx_chat_writer_value(b, k++, p, NULL, msg[i].seq);
+            p = ngx_chat_writer_value(b, k++, p, msg[i].msg_id,
+                                      NGX_CHAT_MSG_ID_LEN);
+            p = ngx_chat_writer_value(b, k++, p, msg[i].user.data,
+                                      msg[i].user.len);
+            p = ngx_chat_writer_value(b, k++, p, msg[i].text.data,
+                                      msg[i].text.len);
+            p = ngx_chat_writer_value(b, k++, p, NULL, msg[i].ts);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (json[i]) {
+            cJSON_Delete(json[i]);
+        }
+    }
+
+    ngx_free(json);
+
+    return b;
+}
+
+
+/* a copied text value, or a number written out when data is NULL */
+
+static u_char *
+ngx_chat_writer_value(ngx_chat_writer_batch_t *b, ngx_uint_t k, u_char *p,
+    u_char *data, uint64_t len)
+{
+    u_char  *start;
+
+    start = p;
+
+    if (data) {
+        p = ngx_cpymem(p, data, (size_t) len);
+
+    } else {
+        p = ngx_sprintf(p, "%uL", len);
+    }
+
+    b->values[k] = (char *) start;
+    b->lengths[k] = p - start;
+    *p++ = '\0';
+
+    return p;
+}
+
+
+static void
+ngx_chat_writer_write(void)
+{
+    ngx_chat_writer_batch_t  *b;
+
+    b = ngx_chat_writer_pending;
+
+    if (b->nrows == 0) {
+        ngx_chat_writer_written(NULL, b);
+        return;
+    }
+
+    if (ngx_chat_pg_query(b->sql, b->nrows * NGX_CHAT_WRITER_COLUMNS,
+                          b->values, b->lengths, ngx_chat_writer_written, b)
+        != NGX_OK)
+    {
+        /* Postgres is away: the timer tries again */
+        return;
+    }
+
+    ngx_chat_writer_busy = 1;
+}
+
+
+static void
+ngx_chat_writer_written(PGresult *res, void *data)
+{
+    ngx_chat_writer_batch_t *b = data;
+
+    const char  **argv;
+    size_t       *argvlen;
+    ngx_uint_t    i;
+
+    ngx_chat_writer_busy = 0;
+
+    if (b->nrows
+        && (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK))
+    {
+        if (res) {
+            ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
+                          "chat: writing %ui messages to postgres failed: %s",
+                          b->nrows, PQresultErrorMessage(res));
+        }
+
+        /* the batch stays; the timer retries it */
+        return;
+    }
+
+    argv = ngx_alloc((b->nids + 3) * (sizeof(char *) + sizeof(size_t)),
+                     ngx_chat_writer_link.log);
+    if (argv == NULL) {
+        return;
+    }
+
+    argvlen = (size_t *) (argv + b->nids + 3);
+
+    argv[0] = "XACK";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_writer_stream.data;
+    argvlen[1] = ngx_chat_writer_stream.len;
+    argv[2] = NGX_CHAT_WRITER_GROUP;
+    argvlen[2] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+
+    for (i = 0; i < b->nids; i++) {
+        argv[i + 3] = b->ids[i];
+        argvlen[i + 3] = b->idlens[i];
+    }
+
+    if (ngx_chat_redis_command(&ngx_chat_writer_link, ngx_chat_writer_acked,
+                               b, b->nids + 3, argv, argvlen)
+        == NGX_OK)
+    {
+        ngx_chat_writer_busy = 1;
+    }
+
+    ngx_free(argv);
+}
+
+
+static void
+ngx_chat_writer_acked(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_writer_batch_t *b = privdata;
+
+    ngx_chat_writer_busy = 0;
+
+    if (r == NULL) {
+        /* the link went down: the rows are in, the entries will be
+         * claimed and written again, harmlessly */
+        return;
+    }
+
+    if (ngx_chat_writer_pending == b) {
+        ngx_chat_writer_pending = NULL;
+    }
+
+    ngx_chat_writer_free(b);
+    ngx_chat_writer_next();
+}
+
+
+static void
+ngx_chat_writer_trimmed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
+                      "chat: trimming the stream failed: %s", reply->str);
+    }
+}
+
+
+static void
+ngx_chat_writer_trim_stream(void)
+{
+    const char  *argv[5];
+    size_t       argvlen[5];
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_writer_trim.data;
+    argvlen[1] = ngx_chat_writer_trim.len;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (char *) ngx_chat_writer_stream.data;
+    argvlen[3] = ngx_chat_writer_stream.len;
+    argv[4] = NGX_CHAT_WRITER_GROUP;
+    argvlen[4] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+
+    (void) ngx_chat_redis_command(&ngx_chat_writer_link,
+                                  ngx_chat_writer_trimmed, NULL,
+                                  5, argv, argvlen);
+}
+
+
+/* retries a batch that Postgres could not take */
+
+static void
+ngx_chat_writer_timer_handler(ngx_event_t *ev)
+{
+    ngx_chat_writer_next();
+
+    ngx_add_timer(ev, ngx_chat_writer_pending ? NGX_CHAT_WRITER_RETRY
+                                              : NGX_CHAT_WRITER_PERIOD);
+}
+
+
+static void
+ngx_chat_writer_free(ngx_chat_writer_batch_t *b)
+{
+    ngx_free(b);
+}
