@@ -53,7 +53,13 @@ struct ngx_chat_store_op_s {
     ngx_uint_t                  nframes;
     unsigned                    frames_owned:1;
     unsigned                    truncated:1;
-    unsigned                    waiting:1;    /* the store's own flag */
+
+    /* the store's own */
+    ngx_chat_store_done_pt      next;
+    ngx_uint_t                  pg_kind;
+    unsigned                    waiting:1;
+    unsigned                    pg_seq:1;
+    unsigned                    pg_done:1;
 
     u_char                      id_data[NGX_CHAT_ID_MAX];
 };

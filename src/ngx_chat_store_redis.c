@@ -30,6 +30,10 @@
 #define NGX_CHAT_REDIS_BACKLOG_MAX   10000
 #define NGX_CHAT_REDIS_KEY_MAX       (NGX_CHAT_ROOM_MAX + 256)
 
+#define NGX_CHAT_REDIS_PG_MAX        1
+#define NGX_CHAT_REDIS_PG_RANGE      2
+#define NGX_CHAT_REDIS_SEQ_MAX       9007199254740992ULL
+
 
 typedef struct {
     ngx_queue_t                 queue;        /* all rooms with state */
@@ -83,6 +87,10 @@ static void ngx_chat_redis_join_seq(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_join_replay(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_chat_redis_join_pg(ngx_chat_store_op_t *op);
+static ngx_int_t ngx_chat_redis_pg_query(ngx_chat_store_op_t *op,
+    ngx_uint_t kind, uint64_t from, uint64_t below, ngx_uint_t limit);
+static void ngx_chat_redis_pg_result(PGresult *res, void *data);
 static void ngx_chat_redis_catch_up(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_message(ngx_chat_room_t *room,
@@ -593,13 +601,15 @@ ngx_chat_redis_join_query(ngx_chat_store_op_t *op)
         return;
     }
 
-    argv[0] = "ZRANGEBYSCORE";
-    argvlen[0] = 13;
+    /* the latest, so that live messages follow without a gap */
+
+    argv[0] = "ZREVRANGEBYSCORE";
+    argvlen[0] = 16;
     argvlen[1] = ngx_chat_redis_key(key, &op->room->node.str, ":recent");
-    argv[2] = (char *) min;
-    argvlen[2] = ngx_sprintf(min, "(%uL", op->since) - min;
-    argv[3] = "+inf";
-    argvlen[3] = 4;
+    argv[2] = "+inf";
+    argvlen[2] = 4;
+    argv[3] = (char *) min;
+    argvlen[3] = ngx_sprintf(min, "(%uL", op->since) - min;
     argv[4] = "LIMIT";
     argvlen[4] = 5;
     argv[5] = "0";
@@ -627,30 +637,23 @@ ngx_chat_redis_join_seq(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_store_op_t *op = privdata;
 
-    ngx_chat_room_t        *room;
-    ngx_chat_redis_room_t  *rr;
+    redisReply  *reply = r;
 
-    if (r == NULL || ngx_chat_redis_uint(r, &op->seq) != NGX_OK) {
+    if (reply == NULL || ngx_chat_redis_uint(reply, &op->seq) != NGX_OK) {
         op->error = NGX_CHAT_ERR_UNAVAILABLE;
     }
 
-    room = op->room;
-    rr = room->store;
+    /* gone from Redis: Postgres knows the last seq */
 
-    if (!op->error && rr && !rr->known) {
-        rr->known = 1;
-
-        if (op->seq > room->seq) {
-            room->seq = op->seq;
-        }
-    }
+    op->pg_seq = (reply && reply->type == REDIS_REPLY_NIL
+                  && ngx_chat_writer_durable());
 
     if (op->waiting) {
         op->waiting = 0;
         return;
     }
 
-    ngx_chat_store_op_done(op);
+    ngx_chat_redis_join_pg(op);
 }
 
 
@@ -659,20 +662,213 @@ ngx_chat_redis_join_replay(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_store_op_t *op = privdata;
 
-    if (!op->error && ngx_chat_redis_frames(op, r, 0) != NGX_OK) {
+    if (!op->error && ngx_chat_redis_frames(op, r, 1) != NGX_OK) {
         op->error = NGX_CHAT_ERR_UNAVAILABLE;
     }
 
-    if (!op->error) {
-        if (op->nframes == NGX_CHAT_REDIS_REPLAY_MAX
-            || (op->seq > op->since
-                && (op->nframes == 0 || op->frames[0]->seq > op->since + 1)))
+    ngx_chat_redis_join_pg(op);
+}
+
+
+/* what Redis does not have any more, Postgres does */
+
+static void
+ngx_chat_redis_join_pg(ngx_chat_store_op_t *op)
+{
+    uint64_t             below;
+    ngx_chat_room_t     *room;
+    ngx_chat_redis_room_t  *rr;
+
+    if (op->error) {
+        ngx_chat_store_op_done(op);
+        return;
+    }
+
+    op->next = ngx_chat_redis_join_pg;
+
+    if (op->pg_seq) {
+        op->pg_seq = 0;
+
+        if (ngx_chat_redis_pg_query(op, NGX_CHAT_REDIS_PG_MAX, 0, 0, 0)
+            != NGX_OK)
         {
-            op->truncated = 1;
+            ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        }
+
+        return;
+    }
+
+    room = op->room;
+    rr = room->store;
+
+    if (rr && !rr->known) {
+        rr->known = 1;
+
+        if (op->seq > room->seq) {
+            room->seq = op->seq;
         }
     }
 
+    if (op->has_since && !op->pg_done && ngx_chat_writer_durable()
+        && op->nframes < NGX_CHAT_REDIS_REPLAY_MAX)
+    {
+        below = op->nframes ? op->frames[0]->seq : op->seq + 1;
+
+        if (below > op->since + 1) {
+            op->pg_done = 1;
+
+            if (ngx_chat_redis_pg_query(op, NGX_CHAT_REDIS_PG_RANGE,
+                                        op->since, below,
+                                        NGX_CHAT_REDIS_REPLAY_MAX
+                                        - op->nframes)
+                != NGX_OK)
+            {
+                ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+            }
+
+            return;
+        }
+    }
+
+    if (op->has_since && op->seq > op->since) {
+        below = op->nframes ? op->frames[0]->seq : op->seq + 1;
+        op->truncated = (below > op->since + 1);
+    }
+
     ngx_chat_store_op_done(op);
+}
+
+
+/*
+ * A read from Postgres for an operation: the room's last seq, or the
+ * messages with from < seq < below, the latest "limit" of them, put in
+ * front of what the op already has from Redis.  op->next goes on after.
+ */
+
+static ngx_int_t
+ngx_chat_redis_pg_query(ngx_chat_store_op_t *op, ngx_uint_t kind,
+    uint64_t from, uint64_t below, ngx_uint_t limit)
+{
+    u_char       a[NGX_INT64_LEN], b[NGX_INT64_LEN], c[NGX_INT64_LEN];
+    const char  *values[4];
+    int          lengths[4];
+
+    values[0] = (char *) op->room->node.str.data;
+    lengths[0] = op->room->node.str.len;
+
+    op->pg_kind = kind;
+
+    if (kind == NGX_CHAT_REDIS_PG_MAX) {
+        return ngx_chat_pg_query("SELECT coalesce(max(seq), 0) "
+                                 "FROM chat_messages WHERE room = $1",
+                                 1, values, lengths,
+                                 ngx_chat_redis_pg_result, op);
+    }
+
+    values[1] = (char *) a;
+    lengths[1] = ngx_sprintf(a, "%uL", from) - a;
+    values[2] = (char *) b;
+    lengths[2] = ngx_sprintf(b, "%uL", below) - b;
+    values[3] = (char *) c;
+    lengths[3] = ngx_sprintf(c, "%ui", limit) - c;
+
+    return ngx_chat_pg_query("SELECT seq, msg_id, user_id, body, "
+                             "round(extract(epoch FROM created_at) * 1000)"
+                             "::bigint FROM chat_messages "
+                             "WHERE room = $1 AND seq > $2 AND seq < $3 "
+                             "ORDER BY seq DESC LIMIT $4",
+                             4, values, lengths,
+                             ngx_chat_redis_pg_result, op);
+}
+
+
+static void
+ngx_chat_redis_pg_result(PGresult *res, void *data)
+{
+    ngx_chat_store_op_t *op = data;
+
+    int                 i, n;
+    char               *v;
+    ngx_uint_t          k;
+    ngx_chat_msg_t      msg;
+    ngx_chat_frame_t  **frames, *f;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res) {
+            ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                          "chat: room \"%V\": reading postgres failed: %s",
+                          &op->room->node.str, PQresultErrorMessage(res));
+        }
+
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    if (op->pg_kind == NGX_CHAT_REDIS_PG_MAX) {
+        op->seq = (n == 1) ? (uint64_t) ngx_atoof((u_char *) PQgetvalue(res,
+                                   0, 0), PQgetlength(res, 0, 0))
+                           : 0;
+        op->next(op);
+        return;
+    }
+
+    frames = ngx_alloc((n + op->nframes) * sizeof(ngx_chat_frame_t *),
+                       op->log);
+    if (frames == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    /* rows come newest first */
+
+    for (k = 0, i = n - 1; i >= 0; i--) {
+        ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
+
+        msg.room = op->room->node.str;
+        msg.seq = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                            PQgetlength(res, i, 0));
+
+        v = PQgetvalue(res, i, 1);
+
+        if (PQgetlength(res, i, 1) != NGX_CHAT_MSG_ID_LEN
+            || (off_t) msg.seq <= 0)
+        {
+            continue;
+        }
+
+        ngx_memcpy(msg.msg_id, v, NGX_CHAT_MSG_ID_LEN);
+
+        msg.user.data = (u_char *) PQgetvalue(res, i, 2);
+        msg.user.len = PQgetlength(res, i, 2);
+        msg.text.data = (u_char *) PQgetvalue(res, i, 3);
+        msg.text.len = PQgetlength(res, i, 3);
+        msg.ts = ngx_atoof((u_char *) PQgetvalue(res, i, 4),
+                           PQgetlength(res, i, 4));
+
+        f = ngx_chat_protocol_message(&msg, op->log);
+        if (f == NULL) {
+            continue;
+        }
+
+        frames[k++] = f;
+    }
+
+    if (op->nframes) {
+        ngx_memcpy(&frames[k], op->frames,
+                   op->nframes * sizeof(ngx_chat_frame_t *));
+    }
+
+    if (op->frames) {
+        ngx_free(op->frames);
+    }
+
+    op->frames = frames;
+    op->nframes += k;
+    op->frames_owned = 1;
+
+    op->next(op);
 }
 
 
@@ -1356,8 +1552,33 @@ ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_store_op_t *op = privdata;
 
+    uint64_t  below;
+
     if (ngx_chat_redis_frames(op, r, 1) != NGX_OK) {
-        op->error = NGX_CHAT_ERR_UNAVAILABLE;
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    /* older than the cache: from Postgres */
+
+    if (ngx_chat_writer_durable() && op->nframes < op->limit) {
+
+        below = op->nframes ? op->frames[0]->seq
+                            : (op->has_before ? op->before
+                                              : NGX_CHAT_REDIS_SEQ_MAX);
+
+        if (below > 1) {
+            op->next = ngx_chat_store_op_done;
+
+            if (ngx_chat_redis_pg_query(op, NGX_CHAT_REDIS_PG_RANGE, 0,
+                                        below, op->limit - op->nframes)
+                != NGX_OK)
+            {
+                ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+            }
+
+            return;
+        }
     }
 
     ngx_chat_store_op_done(op);
