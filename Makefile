@@ -64,20 +64,8 @@ deps:
 	        apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-# Redis on a unix socket only (no TCP), its data under build/run/redis;
-# Ctrl-C reaches both servers, the trap makes sure of redis-server
 run: deps all
-	mkdir -p $(BUILD)/run/logs $(BUILD)/run/redis
-	ln -sfn $(CURDIR)/conf/html $(BUILD)/run/html
-	@echo "ngx_chat demo: http://127.0.0.1:8080/ (Ctrl-C stops it)"
-	@redis-server --port 0 --unixsocket $(BUILD)/run/redis.sock \
-	    --unixsocketperm 777 --dir $(BUILD)/run/redis --appendonly yes \
-	    --save '' --logfile $(BUILD)/run/logs/redis.log & \
-	trap "kill $$! 2>/dev/null" EXIT; \
-	for i in $$(seq 50); do [ -S $(BUILD)/run/redis.sock ] && break; \
-	    sleep 0.1; done; \
-	$(NGINX_BIN) -p $(BUILD)/run/ -c $(CURDIR)/conf/nginx.conf \
-	    -g 'daemon off; load_module $(BUILD)/ngx_chat_module.so;'
+	conf/run-demo.sh $(BUILD) $(NGINX_BIN)
 
 test: deps all
 	prove -r t
