@@ -39,6 +39,7 @@ typedef struct {
     ngx_queue_t                 queue;        /* all rooms with state */
     ngx_chat_room_t            *room;
     ngx_queue_t                 joins;        /* waiting for SUBSCRIBE */
+    ngx_queue_t                 seeds;        /* sends waiting for a seq */
     ngx_chat_frame_t          **backlog;      /* arrived during a fill */
     ngx_uint_t                  nbacklog;
     ngx_uint_t                  backlog_size;
@@ -46,6 +47,7 @@ typedef struct {
     unsigned                    busy:1;       /* (UN)SUBSCRIBE under way */
     unsigned                    known:1;      /* room->seq is meaningful */
     unsigned                    filling:1;
+    unsigned                    seeding:1;
 } ngx_chat_redis_room_t;
 
 
@@ -61,6 +63,7 @@ typedef struct {
     ngx_str_t                   head;
     ngx_str_t                   tail;
     ngx_str_t                   idem;
+    ngx_uint_t                  ticket;       /* the order of the sends */
     unsigned                    noscript:1;
     unsigned                    reseeded:1;
 } ngx_chat_redis_send_t;
@@ -107,6 +110,8 @@ static void ngx_chat_redis_eval(ngx_chat_store_op_t *op);
 static void ngx_chat_redis_published(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_reseed(ngx_chat_store_op_t *op);
+static void ngx_chat_redis_seed_wait(ngx_chat_redis_room_t *rr,
+    ngx_chat_store_op_t *op);
 static void ngx_chat_redis_reseed_max(PGresult *res, void *data);
 static void ngx_chat_redis_seeded(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -171,6 +176,7 @@ static ngx_str_t  ngx_chat_redis_seed = ngx_string(
 static ngx_chat_redis_t  ngx_chat_redis_cmd;
 static ngx_chat_redis_t  ngx_chat_redis_sub;
 static ngx_queue_t       ngx_chat_redis_rooms;
+static ngx_uint_t        ngx_chat_redis_tickets;
 static ngx_str_t         ngx_chat_redis_prefix;
 static ngx_uint_t        ngx_chat_redis_cache;
 static u_char            ngx_chat_redis_sha[41];
@@ -320,6 +326,7 @@ ngx_chat_redis_room(ngx_chat_room_t *room)
 
     rr->room = room;
     ngx_queue_init(&rr->joins);
+    ngx_queue_init(&rr->seeds);
     ngx_queue_insert_tail(&ngx_chat_redis_rooms, &rr->queue);
 
     room->store = rr;
@@ -348,7 +355,7 @@ ngx_chat_redis_sync(ngx_chat_room_t *room)
     }
 
     if (room->nmembers == 0 && rr->state == NGX_CHAT_REDIS_UNSUBSCRIBED
-        && !rr->filling)
+        && !rr->filling && !rr->seeding && ngx_queue_empty(&rr->seeds))
     {
         /* joins whose members left before the subscription came */
 
@@ -1231,6 +1238,7 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     u_char                 *p;
     size_t                  at, len;
     ngx_chat_frame_t       *f;
+    ngx_chat_redis_room_t  *rr;
     ngx_chat_redis_send_t  *send;
 
     if (!ngx_chat_redis_cmd.ready) {
@@ -1288,6 +1296,18 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     send->noscript = 0;
 
     op->store_data = send;
+
+    /* behind the sends waiting for the room's seq, in order */
+
+    rr = op->room->store;
+
+    send->ticket = ++ngx_chat_redis_tickets;
+
+    if (rr && (rr->seeding || !ngx_queue_empty(&rr->seeds))) {
+        send->reseeded = 1;
+        ngx_chat_redis_seed_wait(rr, op);
+        return;
+    }
 
     ngx_chat_redis_eval(op);
 }
@@ -1420,32 +1440,86 @@ ngx_chat_redis_published(redisAsyncContext *ac, void *r, void *privdata)
 /*
  * The room's seq is gone from Redis (a restart without its data, a
  * FLUSHALL): it goes on from the last one Postgres has, so that no seq
- * is ever given twice.
+ * is ever given twice.  The sends that find it gone wait, in the order
+ * Redis answered them, and go again in that order once it is back.
  */
 
 static void
 ngx_chat_redis_reseed(ngx_chat_store_op_t *op)
 {
-    const char  *values[1];
-    int          lengths[1];
+    const char             *values[1];
+    int                     lengths[1];
+    ngx_chat_room_t        *room;
+    ngx_chat_redis_room_t  *rr;
 
-    values[0] = (char *) op->room->node.str.data;
-    lengths[0] = op->room->node.str.len;
+    room = op->room;
+
+    rr = ngx_chat_redis_room(room);
+    if (rr == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    ngx_chat_redis_seed_wait(rr, op);
+
+    if (rr->seeding) {
+        return;
+    }
+
+    values[0] = (char *) room->node.str.data;
+    lengths[0] = room->node.str.len;
 
     if (ngx_chat_pg_query("SELECT coalesce(max(seq), 0) FROM chat_messages "
                           "WHERE room = $1", 1, values, lengths,
-                          ngx_chat_redis_reseed_max, op)
+                          ngx_chat_redis_reseed_max, room)
         != NGX_OK)
     {
-        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        ngx_chat_redis_seeded(NULL, NULL, room);
+        return;
     }
+
+    rr->seeding = 1;
+    room->refs++;
+}
+
+
+/*
+ * In the order the sends came: a send whose "seq missing" answer comes
+ * after later sends were already held goes in front of them.
+ */
+
+static void
+ngx_chat_redis_seed_wait(ngx_chat_redis_room_t *rr, ngx_chat_store_op_t *op)
+{
+    ngx_queue_t            *q;
+    ngx_chat_store_op_t    *other;
+    ngx_chat_redis_send_t  *send;
+
+    send = op->store_data;
+
+    for (q = ngx_queue_last(&rr->seeds);
+         q != ngx_queue_sentinel(&rr->seeds);
+         q = ngx_queue_prev(q))
+    {
+        other = ngx_queue_data(q, ngx_chat_store_op_t, wait);
+
+        if (((ngx_chat_redis_send_t *) other->store_data)->ticket
+            < send->ticket)
+        {
+            break;
+        }
+    }
+
+    /* after q, which is the sentinel when op goes first */
+
+    ngx_queue_insert_after(q, &op->wait);
 }
 
 
 static void
 ngx_chat_redis_reseed_max(PGresult *res, void *data)
 {
-    ngx_chat_store_op_t *op = data;
+    ngx_chat_room_t *room = data;
 
     char        *max;
     u_char       seq_key[NGX_CHAT_REDIS_KEY_MAX];
@@ -1453,18 +1527,20 @@ ngx_chat_redis_reseed_max(PGresult *res, void *data)
     const char  *argv[6];
     size_t       argvlen[6];
 
+    room->refs--;
+
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1)
     {
-        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        ngx_chat_redis_seeded(NULL, NULL, room);
         return;
     }
 
     max = PQgetvalue(res, 0, 0);
 
-    ngx_log_error(NGX_LOG_WARN, op->log, 0,
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                   "chat: room \"%V\": seq missing in Redis, going on from "
-                  "%s", &op->room->node.str, max);
+                  "%s", &room->node.str, max);
 
     argv[0] = "EVAL";
     argvlen[0] = 4;
@@ -1473,32 +1549,62 @@ ngx_chat_redis_reseed_max(PGresult *res, void *data)
     argv[2] = "2";
     argvlen[2] = 1;
     argv[3] = (char *) seq_key;
-    argvlen[3] = ngx_chat_redis_key(seq_key, &op->room->node.str, ":seq");
+    argvlen[3] = ngx_chat_redis_key(seq_key, &room->node.str, ":seq");
     argv[4] = (char *) recent;
-    argvlen[4] = ngx_chat_redis_key(recent, &op->room->node.str, ":recent");
+    argvlen[4] = ngx_chat_redis_key(recent, &room->node.str, ":recent");
     argv[5] = max;
     argvlen[5] = ngx_strlen(max);
 
     if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_seeded,
-                               op, 6, argv, argvlen)
+                               room, 6, argv, argvlen)
         != NGX_OK)
     {
-        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        ngx_chat_redis_seeded(NULL, NULL, room);
+        return;
     }
+
+    room->refs++;
 }
 
+
+/* r NULL with ac NULL: seeding failed before Redis was asked */
 
 static void
 ngx_chat_redis_seeded(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply  *reply = r;
+    ngx_chat_room_t *room = privdata;
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_chat_redis_fail(privdata, NGX_CHAT_ERR_UNAVAILABLE);
-        return;
+    redisReply             *reply = r;
+    ngx_uint_t              ok;
+    ngx_queue_t            *q;
+    ngx_chat_store_op_t    *op;
+    ngx_chat_redis_room_t  *rr;
+
+    if (ac) {
+        room->refs--;
     }
 
-    ngx_chat_redis_eval(privdata);
+    rr = room->store;
+    rr->seeding = 0;
+
+    ok = (reply && reply->type != REDIS_REPLY_ERROR);
+
+    while (!ngx_queue_empty(&rr->seeds)) {
+        q = ngx_queue_head(&rr->seeds);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        op = ngx_queue_data(q, ngx_chat_store_op_t, wait);
+
+        if (ok) {
+            ngx_chat_redis_eval(op);
+
+        } else {
+            ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        }
+    }
+
+    ngx_chat_redis_sync(room);
 }
 
 

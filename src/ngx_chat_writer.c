@@ -28,6 +28,7 @@
 #define NGX_CHAT_WRITER_PERIOD      5000
 #define NGX_CHAT_WRITER_RETRY       1000
 #define NGX_CHAT_WRITER_COLUMNS     6
+#define NGX_CHAT_WRITER_HOLDS       50
 
 
 typedef struct {
@@ -92,6 +93,7 @@ static ngx_str_t                 ngx_chat_writer_consumer;
 static ngx_msec_t                ngx_chat_writer_claimed;
 static ngx_msec_t                ngx_chat_writer_trimmed_at;
 static ngx_uint_t                ngx_chat_writer_busy;
+static ngx_uint_t                ngx_chat_writer_holds;
 
 
 ngx_int_t
@@ -247,6 +249,12 @@ ngx_chat_writer_next(void)
 
     if (ngx_chat_writer_pending) {
         ngx_chat_writer_write();
+        return;
+    }
+
+    /* an exiting worker takes no more: the others will */
+
+    if (ngx_exiting) {
         return;
     }
 
@@ -562,6 +570,10 @@ ngx_chat_writer_write(void)
         return;
     }
 
+    /* the worker may not exit with a batch in hand: see the timer */
+
+    ngx_chat_writer_timer.cancelable = 0;
+
     if (ngx_chat_pg_query(b->sql, b->nrows * NGX_CHAT_WRITER_COLUMNS,
                           b->values, b->lengths, ngx_chat_writer_written, b)
         != NGX_OK)
@@ -644,6 +656,7 @@ ngx_chat_writer_acked(redisAsyncContext *ac, void *r, void *privdata)
 
     if (ngx_chat_writer_pending == b) {
         ngx_chat_writer_pending = NULL;
+        ngx_chat_writer_timer.cancelable = 1;
     }
 
     ngx_chat_writer_free(b);
@@ -692,6 +705,21 @@ static void
 ngx_chat_writer_timer_handler(ngx_event_t *ev)
 {
     ngx_chat_writer_next();
+
+    if (ngx_exiting) {
+
+        /* a batch in hand is written before the worker goes, for a while */
+
+        if (ngx_chat_writer_pending == NULL
+            || ++ngx_chat_writer_holds > NGX_CHAT_WRITER_HOLDS)
+        {
+            return;
+        }
+
+        ev->cancelable = 0;
+        ngx_add_timer(ev, 100);
+        return;
+    }
 
     ngx_add_timer(ev, ngx_chat_writer_pending ? NGX_CHAT_WRITER_RETRY
                                               : NGX_CHAT_WRITER_PERIOD);
