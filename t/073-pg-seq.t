@@ -21,8 +21,11 @@ EOF2
 ChatTest::Pg::need_module(server => $LOC);
 
 sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-sub seqs { [ map { $_ && $_->{type} eq 'ack' || $_ && $_->{type} eq 'message'
-                   ? $_->{seq} : 'not an ack: ' . enc($_) } @_ ] }
+# the seqs of acks or message events (anything else shows as such)
+sub seqs {
+    return [ map { $_ && ($_->{type} eq 'ack' || $_->{type} eq 'message')
+                   ? $_->{seq} : 'not an ack: ' . enc($_) } @_ ];
+}
 
 my $r = ChatTest::Redis->start;
 my $pg = ChatTest::Pg->start;
