@@ -65,6 +65,8 @@ extern ngx_str_t     ngx_chat_worker_id;
 
 
 uint64_t ngx_chat_now_ms(void);
+void ngx_chat_watch(ngx_event_t *ev, ngx_uint_t event, ngx_uint_t on);
+void ngx_chat_forget(ngx_connection_t *c);
 
 
 #endif /* _NGX_CHAT_H_INCLUDED_ */

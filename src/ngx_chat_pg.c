@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include "ngx_chat.h"
 #include "ngx_chat_pg.h"
 
 
@@ -275,24 +276,7 @@ ngx_chat_pg_detach(ngx_chat_pg_conn_t *pc)
         return;
     }
 
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
+    ngx_chat_forget(c);
 
     pc->connection = NULL;
 }
@@ -401,24 +385,8 @@ ngx_chat_pg_poll(ngx_chat_pg_conn_t *pc)
 static void
 ngx_chat_pg_events(ngx_chat_pg_conn_t *pc, ngx_uint_t rd, ngx_uint_t wr)
 {
-    ngx_event_t  *rev, *wev;
-
-    rev = pc->connection->read;
-    wev = pc->connection->write;
-
-    if (rd && !rev->active) {
-        (void) ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-
-    } else if (!rd && rev->active) {
-        (void) ngx_del_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
-
-    if (wr && !wev->active) {
-        (void) ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-
-    } else if (!wr && wev->active) {
-        (void) ngx_del_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_chat_watch(pc->connection->read, NGX_READ_EVENT, rd);
+    ngx_chat_watch(pc->connection->write, NGX_WRITE_EVENT, wr);
 }
 
 

@@ -441,13 +441,7 @@ ngx_chat_redis_add_read(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_event_t  *rev;
-
-    rev = rd->connection->read;
-
-    if (!rev->active) {
-        (void) ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_chat_watch(rd->connection->read, NGX_READ_EVENT, 1);
 }
 
 
@@ -456,13 +450,7 @@ ngx_chat_redis_del_read(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_event_t  *rev;
-
-    rev = rd->connection->read;
-
-    if (rev->active) {
-        (void) ngx_del_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_chat_watch(rd->connection->read, NGX_READ_EVENT, 0);
 }
 
 
@@ -471,13 +459,7 @@ ngx_chat_redis_add_write(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_event_t  *wev;
-
-    wev = rd->connection->write;
-
-    if (!wev->active) {
-        (void) ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_chat_watch(rd->connection->write, NGX_WRITE_EVENT, 1);
 }
 
 
@@ -486,13 +468,7 @@ ngx_chat_redis_del_write(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_event_t  *wev;
-
-    wev = rd->connection->write;
-
-    if (wev->active) {
-        (void) ngx_del_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
+    ngx_chat_watch(rd->connection->write, NGX_WRITE_EVENT, 0);
 }
 
 
@@ -511,32 +487,7 @@ ngx_chat_redis_cleanup(void *privdata)
         return;
     }
 
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
+    ngx_chat_forget(c);
 
     rd->connection = NULL;
     rd->ac = NULL;

@@ -105,6 +105,7 @@ static void ngx_chat_redis_verified(redisAsyncContext *ac, void *r,
 static void ngx_chat_redis_fill(ngx_chat_room_t *room, uint64_t to);
 static void ngx_chat_redis_filled(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_chat_redis_drain(ngx_chat_room_t *room);
 static void ngx_chat_redis_rewind(ngx_chat_room_t *room, uint64_t seq);
 static void ngx_chat_redis_eval(ngx_chat_store_op_t *op);
 static void ngx_chat_redis_published(redisAsyncContext *ac, void *r,
@@ -998,8 +999,6 @@ ngx_chat_redis_verified(redisAsyncContext *ac, void *r, void *privdata)
     ngx_chat_room_t *room = privdata;
 
     uint64_t                last;
-    ngx_uint_t              i, n;
-    ngx_chat_frame_t      **backlog;
     ngx_chat_redis_room_t  *rr;
 
     room->refs--;
@@ -1016,33 +1015,7 @@ ngx_chat_redis_verified(redisAsyncContext *ac, void *r, void *privdata)
         ngx_chat_redis_rewind(room, 0);
     }
 
-    /* what is still behind is a duplicate now */
-
-    backlog = rr->backlog;
-    n = rr->nbacklog;
-
-    rr->backlog = NULL;
-    rr->nbacklog = 0;
-    rr->backlog_size = 0;
-
-    for (i = 0; i < n; i++) {
-        if (room->store && backlog[i]->seq > room->seq) {
-            ngx_chat_redis_message(room, backlog[i]);
-        }
-
-        ngx_chat_frame_unref(backlog[i]);
-    }
-
-    if (backlog) {
-        ngx_free(backlog);
-    }
-
-    if (room->store) {
-        ngx_chat_redis_sync(room);
-
-    } else {
-        ngx_chat_hub_release(room);
-    }
+    ngx_chat_redis_drain(room);
 }
 
 
@@ -1112,9 +1085,8 @@ ngx_chat_redis_filled(redisAsyncContext *ac, void *r, void *privdata)
     ngx_chat_redis_fill_t *fill = privdata;
 
     uint64_t                to;
-    ngx_uint_t              i, n;
+    ngx_uint_t              i;
     ngx_chat_room_t        *room;
-    ngx_chat_frame_t      **backlog;
     ngx_chat_store_op_t     op;
     ngx_chat_redis_room_t  *rr;
 
@@ -1162,6 +1134,21 @@ ngx_chat_redis_filled(redisAsyncContext *ac, void *r, void *privdata)
 
     /* what came meanwhile, through the same checks */
 
+    ngx_chat_redis_drain(room);
+}
+
+
+/* what was held during a fill or a check goes on, through the same checks */
+
+static void
+ngx_chat_redis_drain(ngx_chat_room_t *room)
+{
+    ngx_uint_t              i, n;
+    ngx_chat_frame_t      **backlog;
+    ngx_chat_redis_room_t  *rr;
+
+    rr = room->store;
+
     backlog = rr->backlog;
     n = rr->nbacklog;
 
@@ -1170,7 +1157,7 @@ ngx_chat_redis_filled(redisAsyncContext *ac, void *r, void *privdata)
     rr->backlog_size = 0;
 
     for (i = 0; i < n; i++) {
-        if (room->store) {
+        if (room->store && backlog[i]->seq > room->seq) {
             ngx_chat_redis_message(room, backlog[i]);
         }
 
