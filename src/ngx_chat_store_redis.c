@@ -30,6 +30,9 @@
 #define NGX_CHAT_REDIS_BACKLOG_MAX   10000
 #define NGX_CHAT_REDIS_KEY_MAX       (NGX_CHAT_ROOM_MAX + 256)
 
+#define NGX_CHAT_REDIS_HOLD          3000
+#define NGX_CHAT_REDIS_HELD_MAX      10000
+
 #define NGX_CHAT_REDIS_PG_MAX        1
 #define NGX_CHAT_REDIS_PG_RANGE      2
 #define NGX_CHAT_REDIS_SEQ_MAX       9007199254740992ULL
@@ -80,6 +83,10 @@ static void ngx_chat_store_redis_history(ngx_chat_store_op_t *op);
 static void ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_sub_down(ngx_chat_redis_t *rd);
+static void ngx_chat_redis_hold(ngx_chat_store_op_t *op,
+    ngx_chat_store_done_pt next);
+static void ngx_chat_redis_release_held(void);
+static void ngx_chat_redis_hold_handler(ngx_event_t *ev);
 static ngx_chat_redis_room_t *ngx_chat_redis_room(ngx_chat_room_t *room);
 static void ngx_chat_redis_sync(ngx_chat_room_t *room);
 static void ngx_chat_redis_subscription(redisAsyncContext *ac, void *r,
@@ -178,6 +185,10 @@ static ngx_chat_redis_t  ngx_chat_redis_cmd;
 static ngx_chat_redis_t  ngx_chat_redis_sub;
 static ngx_queue_t       ngx_chat_redis_rooms;
 static ngx_uint_t        ngx_chat_redis_tickets;
+static ngx_queue_t       ngx_chat_redis_held;
+static ngx_uint_t        ngx_chat_redis_nheld;
+static ngx_uint_t        ngx_chat_redis_started;
+static ngx_event_t       ngx_chat_redis_hold_timer;
 static ngx_str_t         ngx_chat_redis_prefix;
 static ngx_uint_t        ngx_chat_redis_cache;
 static u_char            ngx_chat_redis_sha[41];
@@ -226,6 +237,13 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
     ngx_chat_redis_sub.on_ready = ngx_chat_redis_sub_ready;
     ngx_chat_redis_sub.on_down = ngx_chat_redis_sub_down;
 
+    ngx_queue_init(&ngx_chat_redis_held);
+
+    ngx_chat_redis_hold_timer.handler = ngx_chat_redis_hold_handler;
+    ngx_chat_redis_hold_timer.log = cycle->log;
+    ngx_chat_redis_hold_timer.cancelable = 1;
+    ngx_add_timer(&ngx_chat_redis_hold_timer, NGX_CHAT_REDIS_HOLD);
+
     ngx_chat_redis_connect(&ngx_chat_redis_cmd);
     ngx_chat_redis_connect(&ngx_chat_redis_sub);
 
@@ -263,6 +281,10 @@ ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd)
     argvlen[2] = ngx_chat_redis_script.len;
 
     (void) ngx_chat_redis_command(rd, NULL, NULL, 3, argv, argvlen);
+
+    if (ngx_chat_redis_sub.ready && !ngx_chat_redis_started) {
+        ngx_chat_redis_release_held();
+    }
 }
 
 
@@ -273,6 +295,10 @@ ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd)
 {
     ngx_queue_t            *q, *next;
     ngx_chat_redis_room_t  *rr;
+
+    if (ngx_chat_redis_cmd.ready && !ngx_chat_redis_started) {
+        ngx_chat_redis_release_held();
+    }
 
     for (q = ngx_queue_head(&ngx_chat_redis_rooms);
          q != ngx_queue_sentinel(&ngx_chat_redis_rooms);
@@ -308,6 +334,63 @@ ngx_chat_redis_sub_down(ngx_chat_redis_t *rd)
             ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
         }
     }
+}
+
+
+/*
+ * A worker just started (a reload, a restart) gets its clients back at
+ * once: until its connections to Redis are up for the first time, or for
+ * NGX_CHAT_REDIS_HOLD ms, requests wait instead of failing.
+ */
+
+static void
+ngx_chat_redis_hold(ngx_chat_store_op_t *op, ngx_chat_store_done_pt next)
+{
+    if (ngx_chat_redis_started
+        || ngx_chat_redis_nheld >= NGX_CHAT_REDIS_HELD_MAX)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    op->next = next;
+    ngx_queue_insert_tail(&ngx_chat_redis_held, &op->wait);
+    ngx_chat_redis_nheld++;
+}
+
+
+static void
+ngx_chat_redis_release_held(void)
+{
+    ngx_queue_t          *q;
+    ngx_chat_store_op_t  *op;
+
+    ngx_chat_redis_started = 1;
+
+    if (ngx_chat_redis_hold_timer.timer_set) {
+        ngx_del_timer(&ngx_chat_redis_hold_timer);
+    }
+
+    while (!ngx_queue_empty(&ngx_chat_redis_held)) {
+        q = ngx_queue_head(&ngx_chat_redis_held);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+        ngx_chat_redis_nheld--;
+
+        op = ngx_queue_data(q, ngx_chat_store_op_t, wait);
+        op->next(op);
+    }
+}
+
+
+static void
+ngx_chat_redis_hold_handler(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "chat: redis not reachable %M ms after the start, "
+                  "requests get \"unavailable\"", NGX_CHAT_REDIS_HOLD);
+
+    ngx_chat_redis_release_held();
 }
 
 
@@ -562,7 +645,7 @@ ngx_chat_store_redis_join(ngx_chat_store_op_t *op)
     ngx_chat_redis_room_t  *rr;
 
     if (!ngx_chat_redis_cmd.ready || !ngx_chat_redis_sub.ready) {
-        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        ngx_chat_redis_hold(op, ngx_chat_store_redis_join);
         return;
     }
 
@@ -1228,11 +1311,6 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     ngx_chat_redis_room_t  *rr;
     ngx_chat_redis_send_t  *send;
 
-    if (!ngx_chat_redis_cmd.ready) {
-        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
-        return;
-    }
-
     msg->seq = 0;
     msg->ts = ngx_chat_now_ms();
     ngx_chat_store_msg_id(msg->msg_id);
@@ -1289,6 +1367,11 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     rr = op->room->store;
 
     send->ticket = ++ngx_chat_redis_tickets;
+
+    if (!ngx_chat_redis_cmd.ready) {
+        ngx_chat_redis_hold(op, ngx_chat_redis_eval);
+        return;
+    }
 
     if (rr && (rr->seeding || !ngx_queue_empty(&rr->seeds))) {
         send->reseeded = 1;
@@ -1605,6 +1688,11 @@ ngx_chat_store_redis_history(ngx_chat_store_op_t *op)
 
     if (op->has_before && op->before == 0) {
         ngx_chat_store_op_done(op);
+        return;
+    }
+
+    if (!ngx_chat_redis_cmd.ready) {
+        ngx_chat_redis_hold(op, ngx_chat_store_redis_history);
         return;
     }
 
