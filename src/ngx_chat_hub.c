@@ -19,14 +19,24 @@
 static ngx_int_t ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f);
 
 
+typedef struct {
+    ngx_str_node_t              node;
+    ngx_uint_t                  connections;
+} ngx_chat_hub_user_t;
+
+
 static ngx_rbtree_t       ngx_chat_hub_rooms;
 static ngx_rbtree_node_t  ngx_chat_hub_sentinel;
+static ngx_rbtree_t       ngx_chat_hub_users;
+static ngx_rbtree_node_t  ngx_chat_hub_users_sentinel;
 
 
 void
 ngx_chat_hub_init(void)
 {
     ngx_rbtree_init(&ngx_chat_hub_rooms, &ngx_chat_hub_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&ngx_chat_hub_users, &ngx_chat_hub_users_sentinel,
                     ngx_str_rbtree_insert_value);
 }
 
@@ -258,4 +268,87 @@ ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f)
     m->pending[m->npending++] = ngx_chat_frame_ref(f);
 
     return NGX_OK;
+}
+
+
+/* an event that is not a message: no seq, to members of other users */
+
+void
+ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
+    ngx_str_t *except)
+{
+    ngx_queue_t         *q;
+    ngx_str_t           *user;
+    ngx_chat_member_t   *m;
+
+    for (q = ngx_queue_head(&room->members);
+         q != ngx_queue_sentinel(&room->members);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_chat_member_t, room_link);
+        user = &m->session->user;
+
+        if (!m->ready
+            || (user->len == except->len
+                && ngx_strncmp(user->data, except->data, user->len) == 0))
+        {
+            continue;
+        }
+
+        (void) ngx_chat_ws_send(m->session->ws, f);
+    }
+}
+
+
+/* the users with connections on this worker: n is +1 or -1 */
+
+ngx_int_t
+ngx_chat_hub_user(ngx_str_t *user, ngx_int_t n, ngx_log_t *log)
+{
+    uint32_t              hash;
+    ngx_chat_hub_user_t  *u;
+
+    hash = ngx_crc32_short(user->data, user->len);
+    u = (ngx_chat_hub_user_t *) ngx_str_rbtree_lookup(&ngx_chat_hub_users,
+                                                      user, hash);
+
+    if (u == NULL) {
+        if (n < 0) {
+            return NGX_OK;
+        }
+
+        u = ngx_alloc(sizeof(ngx_chat_hub_user_t) + user->len, log);
+        if (u == NULL) {
+            return NGX_ERROR;
+        }
+
+        u->node.str.data = (u_char *) (u + 1);
+        u->node.str.len = user->len;
+        ngx_memcpy(u->node.str.data, user->data, user->len);
+        u->node.node.key = hash;
+        u->connections = 0;
+
+        ngx_rbtree_insert(&ngx_chat_hub_users, &u->node.node);
+    }
+
+    if (n > 0) {
+        u->connections++;
+        return NGX_OK;
+    }
+
+    if (--u->connections == 0) {
+        ngx_rbtree_delete(&ngx_chat_hub_users, &u->node.node);
+        ngx_free(u);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_chat_hub_online(ngx_str_t *user)
+{
+    return ngx_str_rbtree_lookup(&ngx_chat_hub_users, user,
+                                 ngx_crc32_short(user->data, user->len))
+           != NULL;
 }

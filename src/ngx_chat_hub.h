@@ -35,6 +35,7 @@ typedef struct {
     ngx_chat_room_t            *room;
     ngx_chat_session_t         *session;
     uint64_t                    seq;          /* the last one it got */
+    ngx_msec_t                  typing;       /* its last typing event */
 
     /* what arrived while its join was under way */
     ngx_chat_frame_t          **pending;
@@ -54,6 +55,10 @@ void ngx_chat_hub_release(ngx_chat_room_t *room);
 void ngx_chat_hub_ready(ngx_chat_member_t *m);
 ngx_int_t ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f);
 ngx_uint_t ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f);
+void ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
+    ngx_str_t *except);
+ngx_int_t ngx_chat_hub_user(ngx_str_t *user, ngx_int_t n, ngx_log_t *log);
+ngx_uint_t ngx_chat_hub_online(ngx_str_t *user);
 
 
 #endif /* _NGX_CHAT_HUB_H_INCLUDED_ */

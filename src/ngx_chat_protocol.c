@@ -666,6 +666,125 @@ ngx_chat_protocol_stored(ngx_str_t *room, u_char *data, size_t len,
 }
 
 
+ngx_chat_frame_t *
+ngx_chat_protocol_typing(ngx_str_t *room, ngx_str_t *user, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"typing\",\"room\":,"
+                                    "\"user\":}") - 1
+                             + ngx_chat_json_str_len(room)
+                             + ngx_chat_json_str_len(user), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"typing\",\"room\":",
+                   sizeof("{\"type\":\"typing\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_cpymem(p, ",\"user\":", sizeof(",\"user\":") - 1);
+    p = ngx_chat_json_str(p, user);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+/* a typing event from the room's channel: *user is the typer */
+
+ngx_chat_frame_t *
+ngx_chat_protocol_stored_typing(ngx_str_t *room, u_char *data, size_t len,
+    ngx_str_t *user, ngx_log_t *log)
+{
+    char             *reason;
+    cJSON            *json;
+    ngx_str_t         type, name, u;
+    ngx_chat_utf8_t   utf8;
+    ngx_chat_frame_t *f;
+
+    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
+
+    if (len == 0
+        || ngx_chat_utf8_validate(&utf8, data, len) != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    json = ngx_chat_protocol_parse(data, len, &reason);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    f = NULL;
+
+    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
+        && type.len == 6 && ngx_strncmp(type.data, "typing", 6) == 0
+        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
+        && name.len == room->len
+        && ngx_strncmp(name.data, room->data, room->len) == 0
+        && ngx_chat_protocol_string(json, "user", &u) == NGX_OK
+        && u.len > 0 && u.len <= NGX_CHAT_USER_MAX)
+    {
+        /* re-encoded: exactly the three fields, whatever else came */
+
+        f = ngx_chat_protocol_typing(room, &u, log);
+
+        if (f && user) {
+            user->len = u.len;
+            ngx_memcpy(user->data, u.data, u.len);
+        }
+    }
+
+    cJSON_Delete(json);
+
+    return f;
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_online(ngx_str_t *users, u_char *present, ngx_uint_t n,
+    ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_uint_t         i;
+    ngx_chat_frame_t  *f;
+
+    len = sizeof("{\"type\":\"online\",\"users\":{}}") - 1
+          + ngx_chat_protocol_id_len(id);
+
+    for (i = 0; i < n; i++) {
+        len += ngx_chat_json_str_len(&users[i]) + sizeof(":false,") - 1;
+    }
+
+    f = ngx_chat_frame_alloc(len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"online\",\"users\":{",
+                   sizeof("{\"type\":\"online\",\"users\":{") - 1);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_chat_json_str(p, &users[i]);
+        p = present[i] ? ngx_cpymem(p, ":true", 5)
+                       : ngx_cpymem(p, ":false", 6);
+    }
+
+    *p++ = '}';
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
 /* msgs are message event frames: their payloads are the history entries */
 
 ngx_chat_frame_t *

@@ -90,6 +90,12 @@ cJSON *ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data,
     size_t len, ngx_chat_msg_t *msg);
 ngx_chat_frame_t *ngx_chat_protocol_stored(ngx_str_t *room, u_char *data,
     size_t len, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_typing(ngx_str_t *room, ngx_str_t *user,
+    ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_stored_typing(ngx_str_t *room,
+    u_char *data, size_t len, ngx_str_t *user, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_online(ngx_str_t *users, u_char *present,
+    ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_history(ngx_str_t *room,
     ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_heartbeat(ngx_str_t *id,

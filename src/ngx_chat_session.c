@@ -32,6 +32,11 @@ static void ngx_chat_session_send_done(ngx_chat_store_op_t *op);
 static void ngx_chat_session_history(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
 static void ngx_chat_session_history_done(ngx_chat_store_op_t *op);
+static void ngx_chat_session_typing(ngx_chat_session_t *s,
+    ngx_chat_request_t *req);
+static void ngx_chat_session_online(ngx_chat_session_t *s,
+    ngx_chat_request_t *req);
+static void ngx_chat_session_online_done(ngx_chat_store_op_t *op);
 static ngx_chat_store_op_t *ngx_chat_session_op(ngx_chat_session_t *s,
     ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_chat_store_done_pt done);
@@ -103,6 +108,10 @@ ngx_chat_session_handler(ngx_http_request_t *r)
     ws->on_cleanup = ngx_chat_session_cleanup;
     ngx_chat_stat_inc(connections);
 
+    s->presence = ngx_current_msec;
+    ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_CONNECT,
+                             lcf->presence_ttl);
+
     ngx_chat_session_reply(s, ngx_chat_protocol_welcome(&s->user,
                                                 r->connection->number,
                                                 &ngx_chat_worker_id,
@@ -131,6 +140,9 @@ ngx_chat_session_cleanup(ngx_chat_ws_t *ws)
                                           session_link));
     }
 
+    ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_DISCONNECT,
+                             ws->conf->presence_ttl);
+
     ngx_chat_stat_dec(connections);
 }
 
@@ -143,6 +155,14 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
     ngx_chat_request_t   req;
 
     s = ws->data;
+
+    /* any request says the client is there: at most once per TTL/3 */
+
+    if (ngx_current_msec - s->presence >= ws->conf->presence_ttl / 3) {
+        s->presence = ngx_current_msec;
+        ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_REFRESH,
+                                 ws->conf->presence_ttl);
+    }
 
     if (ngx_chat_protocol_decode(data, len, &req, 0) != NGX_OK) {
         ngx_chat_session_error(s, req.error, req.reason, &req.id);
@@ -173,10 +193,18 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
                                                     ws->connection->log));
         break;
 
+    case NGX_CHAT_REQ_TYPING:
+        ngx_chat_session_typing(s, &req);
+        break;
+
+    case NGX_CHAT_REQ_ONLINE:
+        ngx_chat_session_online(s, &req);
+        break;
+
     default:
-        /* presence, online and typing come with the Redis store */
+        /* room presence is not there yet */
         ngx_chat_session_error(s, NGX_CHAT_ERR_UNAVAILABLE,
-                               "this operation needs chat_redis", &req.id);
+                               "not available in this version", &req.id);
     }
 
     ngx_chat_protocol_free(&req);
@@ -413,6 +441,73 @@ ngx_chat_session_history_done(ngx_chat_store_op_t *op)
 
     ngx_chat_session_reply(s, ngx_chat_protocol_history(&op->room->node.str,
                                                 op->frames, op->nframes,
+                                                &op->id,
+                                                s->ws->connection->log));
+}
+
+
+/* at most one a second per connection and room; no reply */
+
+static void
+ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req)
+{
+    ngx_chat_frame_t   *f;
+    ngx_chat_member_t  *m;
+
+    m = ngx_chat_session_member(s, &req->room);
+
+    if (m == NULL) {
+        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
+                               "not in this room", &req->id);
+        return;
+    }
+
+    if (m->typing && ngx_current_msec - m->typing < 1000) {
+        return;
+    }
+
+    m->typing = ngx_current_msec;
+
+    f = ngx_chat_protocol_typing(&m->room->node.str, &s->user,
+                                 s->ws->connection->log);
+    if (f == NULL) {
+        return;
+    }
+
+    ngx_chat_store->typing(m->room, f, &s->user);
+    ngx_chat_frame_unref(f);
+}
+
+
+static void
+ngx_chat_session_online(ngx_chat_session_t *s, ngx_chat_request_t *req)
+{
+    ngx_chat_store_op_t  *op;
+
+    op = ngx_chat_session_op(s, NULL, req, ngx_chat_session_online_done);
+    if (op == NULL) {
+        return;
+    }
+
+    ngx_chat_store->online(op);
+}
+
+
+static void
+ngx_chat_session_online_done(ngx_chat_store_op_t *op)
+{
+    ngx_chat_session_t  *s;
+
+    s = op->data;
+
+    if (op->error) {
+        ngx_chat_session_error(s, op->error, "presence not available",
+                               &op->id);
+        return;
+    }
+
+    ngx_chat_session_reply(s, ngx_chat_protocol_online(op->users,
+                                                op->present, op->nusers,
                                                 &op->id,
                                                 s->ws->connection->log));
 }

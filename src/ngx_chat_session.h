@@ -24,6 +24,8 @@ struct ngx_chat_session_s {
     ngx_uint_t                  nrooms;
     ngx_queue_t                 ops;          /* store operations */
 
+    ngx_msec_t                  presence;     /* last refreshed */
+
     ngx_uint_t                  tokens;       /* x1000 */
     ngx_msec_t                  tokens_time;
     ngx_uint_t                  refusals;

@@ -49,9 +49,19 @@ ngx_chat_store_op_t *
 ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_log_t *log)
 {
+    u_char               *p;
+    size_t                size;
+    cJSON                *u;
+    ngx_uint_t            i;
     ngx_chat_store_op_t  *op;
 
-    op = ngx_calloc(sizeof(ngx_chat_store_op_t), log);
+    size = sizeof(ngx_chat_store_op_t);
+
+    for (u = req->users ? req->users->child : NULL; u; u = u->next) {
+        size += sizeof(ngx_str_t) + 1 + ngx_strlen(u->valuestring);
+    }
+
+    op = ngx_calloc(size, log);
     if (op == NULL) {
         return NULL;
     }
@@ -60,7 +70,10 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_queue_init(&op->wait);
     op->log = log;
     op->room = room;
-    room->refs++;
+
+    if (room) {
+        room->refs++;
+    }
 
     if (req->id.data) {
         op->id.data = op->id_data;
@@ -73,6 +86,19 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     op->before = req->before;
     op->has_before = req->has_before;
     op->limit = req->limit;
+
+    if (req->users) {
+        op->nusers = cJSON_GetArraySize(req->users);
+        op->users = (ngx_str_t *) (op + 1);
+        op->present = (u_char *) (op->users + op->nusers);
+        p = op->present + op->nusers;
+
+        for (i = 0, u = req->users->child; u; u = u->next, i++) {
+            op->users[i].data = p;
+            op->users[i].len = ngx_strlen(u->valuestring);
+            p = ngx_cpymem(p, u->valuestring, op->users[i].len);
+        }
+    }
 
     return op;
 }
@@ -108,8 +134,11 @@ ngx_chat_store_op_done(ngx_chat_store_op_t *op)
     }
 
     room = op->room;
-    room->refs--;
-    ngx_chat_hub_release(room);
+
+    if (room) {
+        room->refs--;
+        ngx_chat_hub_release(room);
+    }
 
     ngx_free(op);
 }

@@ -40,6 +40,10 @@ struct ngx_chat_store_op_s {
     ngx_chat_room_t            *room;         /* held by room->refs */
     ngx_str_t                   id;
 
+    ngx_str_t                  *users;        /* online: who is asked */
+    u_char                     *present;      /* online: the answers */
+    ngx_uint_t                  nusers;
+
     uint64_t                    since;
     uint64_t                    before;
     ngx_uint_t                  limit;
@@ -78,7 +82,21 @@ typedef struct {
     void                      (*publish)(ngx_chat_store_op_t *op,
                                          ngx_chat_msg_t *msg);
     void                      (*history)(ngx_chat_store_op_t *op);
+    void                      (*online)(ngx_chat_store_op_t *op);
+
+    /* events that are not stored: f goes to members of other users */
+    void                      (*typing)(ngx_chat_room_t *room,
+                                        ngx_chat_frame_t *f,
+                                        ngx_str_t *user);
+    /* a connection of user opened, is alive, or closed */
+    void                      (*presence)(ngx_str_t *user,
+                                          ngx_uint_t event, ngx_msec_t ttl);
 } ngx_chat_store_t;
+
+
+#define NGX_CHAT_PRESENCE_CONNECT     1
+#define NGX_CHAT_PRESENCE_REFRESH     2
+#define NGX_CHAT_PRESENCE_DISCONNECT  3
 
 
 extern ngx_chat_store_t  *ngx_chat_store;

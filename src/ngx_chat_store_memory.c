@@ -27,6 +27,11 @@ static void ngx_chat_memory_leave(ngx_chat_room_t *room);
 static void ngx_chat_memory_publish(ngx_chat_store_op_t *op,
     ngx_chat_msg_t *msg);
 static void ngx_chat_memory_history(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_online(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
+    ngx_str_t *user);
+static void ngx_chat_memory_presence(ngx_str_t *user, ngx_uint_t event,
+    ngx_msec_t ttl);
 static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
     uint64_t to);
 static ngx_int_t ngx_chat_memory_push(ngx_chat_room_t *room,
@@ -40,7 +45,10 @@ ngx_chat_store_t  ngx_chat_store_memory = {
     ngx_chat_memory_join,
     ngx_chat_memory_leave,
     ngx_chat_memory_publish,
-    ngx_chat_memory_history
+    ngx_chat_memory_history,
+    ngx_chat_memory_online,
+    ngx_chat_memory_typing,
+    ngx_chat_memory_presence
 };
 
 
@@ -162,6 +170,38 @@ ngx_chat_memory_history(ngx_chat_store_op_t *op)
     }
 
     ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_memory_online(ngx_chat_store_op_t *op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < op->nusers; i++) {
+        op->present[i] = ngx_chat_hub_online(&op->users[i]);
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
+    ngx_str_t *user)
+{
+    ngx_chat_hub_signal(room, f, user);
+}
+
+
+static void
+ngx_chat_memory_presence(ngx_str_t *user, ngx_uint_t event, ngx_msec_t ttl)
+{
+    if (event != NGX_CHAT_PRESENCE_REFRESH) {
+        (void) ngx_chat_hub_user(user,
+                                 event == NGX_CHAT_PRESENCE_CONNECT ? 1 : -1,
+                                 ngx_chat_memory_log);
+    }
 }
 
 

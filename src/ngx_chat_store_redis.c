@@ -79,6 +79,13 @@ static void ngx_chat_store_redis_leave(ngx_chat_room_t *room);
 static void ngx_chat_store_redis_publish(ngx_chat_store_op_t *op,
     ngx_chat_msg_t *msg);
 static void ngx_chat_store_redis_history(ngx_chat_store_op_t *op);
+static void ngx_chat_store_redis_online(ngx_chat_store_op_t *op);
+static void ngx_chat_store_redis_typing(ngx_chat_room_t *room,
+    ngx_chat_frame_t *f, ngx_str_t *user);
+static void ngx_chat_store_redis_presence(ngx_str_t *user, ngx_uint_t event,
+    ngx_msec_t ttl);
+static void ngx_chat_redis_online_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
 
 static void ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd);
@@ -140,7 +147,29 @@ ngx_chat_store_t  ngx_chat_store_redis = {
     ngx_chat_store_redis_join,
     ngx_chat_store_redis_leave,
     ngx_chat_store_redis_publish,
-    ngx_chat_store_redis_history
+    ngx_chat_store_redis_history,
+    ngx_chat_store_redis_online,
+    ngx_chat_store_redis_typing,
+    ngx_chat_store_redis_presence
+};
+
+
+/*
+ * A user's presence key counts the user's connections; it lives while
+ * they refresh it, so the connections of a worker that died without
+ * closing them stop counting within the TTL.
+ */
+
+static ngx_str_t  ngx_chat_redis_presence_scripts[] = {
+    ngx_null_string,
+    ngx_string("redis.call('INCR', KEYS[1])\n"
+               "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"),
+    ngx_string("if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then\n"
+               "  redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])\n"
+               "end\n"),
+    ngx_string("if redis.call('DECR', KEYS[1]) <= 0 then\n"
+               "  redis.call('DEL', KEYS[1])\n"
+               "end\n")
 };
 
 
@@ -489,8 +518,9 @@ ngx_chat_redis_sync(ngx_chat_room_t *room)
 static void
 ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
 {
+    u_char            user[NGX_CHAT_USER_MAX];
     redisReply       *reply = r;
-    ngx_str_t         kind, channel, name;
+    ngx_str_t         kind, channel, name, typer;
     ngx_chat_room_t  *room;
     ngx_chat_frame_t *f;
 
@@ -536,6 +566,21 @@ ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
 
         f = ngx_chat_protocol_stored(&name, (u_char *) reply->element[2]->str,
                                      reply->element[2]->len, ngx_cycle->log);
+
+        if (f == NULL) {
+            typer.data = user;
+
+            f = ngx_chat_protocol_stored_typing(&name,
+                                  (u_char *) reply->element[2]->str,
+                                  reply->element[2]->len, &typer,
+                                  ngx_cycle->log);
+            if (f) {
+                ngx_chat_hub_signal(room, f, &typer);
+                ngx_chat_frame_unref(f);
+                return;
+            }
+        }
+
         if (f == NULL) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                           "chat: dropped a malformed message of %uz bytes "
@@ -1763,6 +1808,136 @@ ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_store_redis_online(ngx_chat_store_op_t *op)
+{
+    u_char       *p, *keys;
+    size_t        size;
+    ngx_uint_t    i;
+    const char  **argv;
+    size_t       *argvlen;
+
+    if (!ngx_chat_redis_cmd.ready) {
+        ngx_chat_redis_hold(op, ngx_chat_store_redis_online);
+        return;
+    }
+
+    if (op->nusers == 0) {
+        ngx_chat_store_op_done(op);
+        return;
+    }
+
+    size = (op->nusers + 1) * (sizeof(char *) + sizeof(size_t));
+
+    for (i = 0; i < op->nusers; i++) {
+        size += ngx_chat_redis_prefix.len + sizeof(":presence:user:")
+                + op->users[i].len;
+    }
+
+    argv = ngx_alloc(size, op->log);
+    if (argv == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    argvlen = (size_t *) (argv + op->nusers + 1);
+    keys = (u_char *) (argvlen + op->nusers + 1);
+
+    argv[0] = "MGET";
+    argvlen[0] = 4;
+
+    for (p = keys, i = 0; i < op->nusers; i++) {
+        argv[i + 1] = (char *) p;
+        p = ngx_sprintf(p, "%V:presence:user:%V", &ngx_chat_redis_prefix,
+                        &op->users[i]);
+        argvlen[i + 1] = p - (u_char *) argv[i + 1];
+    }
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                               ngx_chat_redis_online_reply, op,
+                               op->nusers + 1, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_free(argv);
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    ngx_free(argv);
+}
+
+
+static void
+ngx_chat_redis_online_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    ngx_uint_t   i;
+    redisReply  *reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != op->nusers)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    for (i = 0; i < op->nusers; i++) {
+        op->present[i] = (reply->element[i]->type == REDIS_REPLY_STRING);
+    }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+/* typing goes through the room's channel, not stored, not numbered */
+
+static void
+ngx_chat_store_redis_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
+    ngx_str_t *user)
+{
+    u_char       channel[NGX_CHAT_REDIS_KEY_MAX];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "PUBLISH";
+    argvlen[0] = 7;
+    argv[1] = (char *) channel;
+    argvlen[1] = ngx_chat_redis_key(channel, &room->node.str, "");
+    argv[2] = (char *) f->payload;
+    argvlen[2] = f->last - f->payload;
+
+    (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
+                                  3, argv, argvlen);
+}
+
+
+static void
+ngx_chat_store_redis_presence(ngx_str_t *user, ngx_uint_t event,
+    ngx_msec_t ttl)
+{
+    u_char       key[NGX_CHAT_PREFIX_MAX + NGX_CHAT_USER_MAX + 16];
+    u_char       ms[NGX_INT_T_LEN];
+    const char  *argv[5];
+    size_t       argvlen[5];
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_redis_presence_scripts[event].data;
+    argvlen[1] = ngx_chat_redis_presence_scripts[event].len;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (char *) key;
+    argvlen[3] = ngx_sprintf(key, "%V:presence:user:%V",
+                             &ngx_chat_redis_prefix, user) - key;
+    argv[4] = (char *) ms;
+    argvlen[4] = ngx_sprintf(ms, "%M", ttl) - ms;
+
+    (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
+                                  5, argv, argvlen);
 }
 
 
