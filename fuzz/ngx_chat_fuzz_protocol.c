@@ -13,6 +13,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include "ngx_chat.h"
 #include "ngx_chat_protocol.h"
 
 
@@ -22,7 +23,8 @@ static void ngx_chat_fuzz_check(ngx_chat_frame_t *f, ngx_str_t *text);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ngx_str_t           raw, id;
+    u_char              user[NGX_CHAT_USER_MAX];
+    ngx_str_t           raw, id, typer;
     ngx_chat_msg_t      msg;
     ngx_chat_frame_t   *f;
     ngx_chat_utf8_t     utf8;
@@ -45,6 +47,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_str_set(&id, "r");
     f = ngx_chat_protocol_stored(&id, raw.data, raw.len, NULL);
+
+    if (f) {
+        ngx_chat_fuzz_check(f, NULL);
+    }
+
+    /* and as a typing event from a room's channel */
+
+    typer.data = user;
+    f = ngx_chat_protocol_stored_typing(&id, raw.data, raw.len, &typer, NULL);
 
     if (f) {
         ngx_chat_fuzz_check(f, NULL);
