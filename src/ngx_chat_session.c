@@ -108,8 +108,20 @@ ngx_chat_session_handler(ngx_http_request_t *r)
     ws->on_cleanup = ngx_chat_session_cleanup;
     ngx_chat_stat_inc(connections);
 
+    /* this connection among all of the user's: worker and number */
+
+    s->conn.data = ngx_pnalloc(r->pool, NGX_CHAT_WORKER_ID_LEN
+                                        + 1 + NGX_ATOMIC_T_LEN);
+    if (s->conn.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->conn.len = ngx_sprintf(s->conn.data, "%V#%uA", &ngx_chat_worker_id,
+                              r->connection->number)
+                  - s->conn.data;
+
     s->presence = ngx_current_msec;
-    ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_CONNECT,
+    ngx_chat_store->presence(&s->user, &s->conn, NGX_CHAT_PRESENCE_CONNECT,
                              lcf->presence_ttl);
 
     ngx_chat_session_reply(s, ngx_chat_protocol_welcome(&s->user,
@@ -140,7 +152,8 @@ ngx_chat_session_cleanup(ngx_chat_ws_t *ws)
                                           session_link));
     }
 
-    ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_DISCONNECT,
+    ngx_chat_store->presence(&s->user, &s->conn,
+                             NGX_CHAT_PRESENCE_DISCONNECT,
                              ws->conf->presence_ttl);
 
     ngx_chat_stat_dec(connections);
@@ -160,7 +173,8 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
 
     if (ngx_current_msec - s->presence >= ws->conf->presence_ttl / 3) {
         s->presence = ngx_current_msec;
-        ngx_chat_store->presence(&s->user, NGX_CHAT_PRESENCE_REFRESH,
+        ngx_chat_store->presence(&s->user, &s->conn,
+                                 NGX_CHAT_PRESENCE_REFRESH,
                                  ws->conf->presence_ttl);
     }
 

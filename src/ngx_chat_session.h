@@ -20,6 +20,7 @@
 struct ngx_chat_session_s {
     ngx_chat_ws_t              *ws;
     ngx_str_t                   user;
+    ngx_str_t                   conn;         /* worker#number */
     ngx_queue_t                 rooms;        /* of ngx_chat_member_t */
     ngx_uint_t                  nrooms;
     ngx_queue_t                 ops;          /* store operations */

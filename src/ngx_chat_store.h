@@ -88,8 +88,8 @@ typedef struct {
     void                      (*typing)(ngx_chat_room_t *room,
                                         ngx_chat_frame_t *f,
                                         ngx_str_t *user);
-    /* a connection of user opened, is alive, or closed */
-    void                      (*presence)(ngx_str_t *user,
+    /* connection conn of user opened, is alive, or closed */
+    void                      (*presence)(ngx_str_t *user, ngx_str_t *conn,
                                           ngx_uint_t event, ngx_msec_t ttl);
 } ngx_chat_store_t;
 

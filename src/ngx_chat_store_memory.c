@@ -30,8 +30,8 @@ static void ngx_chat_memory_history(ngx_chat_store_op_t *op);
 static void ngx_chat_memory_online(ngx_chat_store_op_t *op);
 static void ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *user);
-static void ngx_chat_memory_presence(ngx_str_t *user, ngx_uint_t event,
-    ngx_msec_t ttl);
+static void ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn,
+    ngx_uint_t event, ngx_msec_t ttl);
 static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
     uint64_t to);
 static ngx_int_t ngx_chat_memory_push(ngx_chat_room_t *room,
@@ -195,7 +195,8 @@ ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
 
 
 static void
-ngx_chat_memory_presence(ngx_str_t *user, ngx_uint_t event, ngx_msec_t ttl)
+ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn, ngx_uint_t event,
+    ngx_msec_t ttl)
 {
     if (event != NGX_CHAT_PRESENCE_REFRESH) {
         (void) ngx_chat_hub_user(user,

@@ -82,8 +82,8 @@ static void ngx_chat_store_redis_history(ngx_chat_store_op_t *op);
 static void ngx_chat_store_redis_online(ngx_chat_store_op_t *op);
 static void ngx_chat_store_redis_typing(ngx_chat_room_t *room,
     ngx_chat_frame_t *f, ngx_str_t *user);
-static void ngx_chat_store_redis_presence(ngx_str_t *user, ngx_uint_t event,
-    ngx_msec_t ttl);
+static void ngx_chat_store_redis_presence(ngx_str_t *user, ngx_str_t *conn,
+    ngx_uint_t event, ngx_msec_t ttl);
 static void ngx_chat_redis_online_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 
@@ -155,20 +155,29 @@ ngx_chat_store_t  ngx_chat_store_redis = {
 
 
 /*
- * A user's presence key counts the user's connections; it lives while
- * they refresh it, so the connections of a worker that died without
- * closing them stop counting within the TTL.
+ * A user's presence key lives while a connection of the user refreshes
+ * it.  Beside it, the user's connections with their own expiry: the last
+ * one to close deletes the key, and a connection whose worker died
+ * without closing it stops counting once it expires.
  */
 
 static ngx_str_t  ngx_chat_redis_presence_scripts[] = {
     ngx_null_string,
-    ngx_string("redis.call('INCR', KEYS[1])\n"
-               "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"),
-    ngx_string("if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then\n"
-               "  redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])\n"
-               "end\n"),
-    ngx_string("if redis.call('DECR', KEYS[1]) <= 0 then\n"
-               "  redis.call('DEL', KEYS[1])\n"
+
+    ngx_string("local t = redis.call('TIME')\n"
+               "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+               "redis.call('ZADD', KEYS[2], now + ARGV[1], ARGV[2])\n"
+               "redis.call('PEXPIRE', KEYS[2], ARGV[1])\n"
+               "redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])\n"),
+
+    ngx_null_string,
+
+    ngx_string("local t = redis.call('TIME')\n"
+               "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+               "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+               "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+               "if redis.call('ZCARD', KEYS[2]) == 0 then\n"
+               "  redis.call('DEL', KEYS[1], KEYS[2])\n"
                "end\n")
 };
 
@@ -1916,28 +1925,41 @@ ngx_chat_store_redis_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
 
 
 static void
-ngx_chat_store_redis_presence(ngx_str_t *user, ngx_uint_t event,
-    ngx_msec_t ttl)
+ngx_chat_store_redis_presence(ngx_str_t *user, ngx_str_t *conn,
+    ngx_uint_t event, ngx_msec_t ttl)
 {
     u_char       key[NGX_CHAT_PREFIX_MAX + NGX_CHAT_USER_MAX + 16];
+    u_char       conns[NGX_CHAT_PREFIX_MAX + NGX_CHAT_USER_MAX + 16];
     u_char       ms[NGX_INT_T_LEN];
-    const char  *argv[5];
-    size_t       argvlen[5];
+    ngx_str_t   *script;
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    /* a refresh is a connect again */
+
+    script = &ngx_chat_redis_presence_scripts[
+                 event == NGX_CHAT_PRESENCE_DISCONNECT
+                 ? NGX_CHAT_PRESENCE_DISCONNECT : NGX_CHAT_PRESENCE_CONNECT];
 
     argv[0] = "EVAL";
     argvlen[0] = 4;
-    argv[1] = (char *) ngx_chat_redis_presence_scripts[event].data;
-    argvlen[1] = ngx_chat_redis_presence_scripts[event].len;
-    argv[2] = "1";
+    argv[1] = (char *) script->data;
+    argvlen[1] = script->len;
+    argv[2] = "2";
     argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_sprintf(key, "%V:presence:user:%V",
                              &ngx_chat_redis_prefix, user) - key;
-    argv[4] = (char *) ms;
-    argvlen[4] = ngx_sprintf(ms, "%M", ttl) - ms;
+    argv[4] = (char *) conns;
+    argvlen[4] = ngx_sprintf(conns, "%V:presence:conns:%V",
+                             &ngx_chat_redis_prefix, user) - conns;
+    argv[5] = (char *) ms;
+    argvlen[5] = ngx_sprintf(ms, "%M", ttl) - ms;
+    argv[6] = (char *) conn->data;
+    argvlen[6] = conn->len;
 
     (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
-                                  5, argv, argvlen);
+                                  7, argv, argvlen);
 }
 
 
