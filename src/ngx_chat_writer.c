@@ -352,8 +352,11 @@ ngx_chat_writer_entries(redisAsyncContext *ac, void *r, void *privdata)
             return;
         }
 
+        /* the timer tries again: no loop of failing commands */
+
         ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
                       "chat: reading the stream failed: %s", reply->str);
+        return;
 
     } else if (claim) {
 
