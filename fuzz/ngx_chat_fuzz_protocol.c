@@ -61,6 +61,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_chat_fuzz_check(f, NULL);
     }
 
+    /* and as a presence event */
+
+    f = ngx_chat_protocol_stored_presence(&id, raw.data, raw.len, &typer,
+                                          NULL);
+
+    if (f) {
+        ngx_chat_fuzz_check(f, NULL);
+    }
+
     if (ngx_chat_protocol_decode((u_char *) data, size, &req,
                                  size & 1 ? NGX_CHAT_REQ_SEND : 0) != NGX_OK) {
         ngx_chat_fuzz_check(ngx_chat_protocol_error(req.error, req.reason,

@@ -121,6 +121,10 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
     ngx_queue_remove(&m->session_link);
     m->session->nrooms--;
 
+    if (m->announced) {
+        ngx_chat_store->presence_room(room, &m->session->user, 0);
+    }
+
     while (m->npending) {
         ngx_chat_frame_unref(m->pending[--m->npending]);
     }
@@ -289,7 +293,7 @@ ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
         user = &m->session->user;
 
         if (!m->ready
-            || (user->len == except->len
+            || (except && user->len == except->len
                 && ngx_strncmp(user->data, except->data, user->len) == 0))
         {
             continue;
@@ -351,4 +355,32 @@ ngx_chat_hub_online(ngx_str_t *user)
     return ngx_str_rbtree_lookup(&ngx_chat_hub_users, user,
                                  ngx_crc32_short(user->data, user->len))
            != NULL;
+}
+
+
+/* does another member of the room, announced, belong to user */
+
+ngx_uint_t
+ngx_chat_hub_user_in_room(ngx_chat_room_t *room, ngx_str_t *user,
+    ngx_chat_member_t *except)
+{
+    ngx_queue_t        *q;
+    ngx_chat_member_t  *m;
+
+    for (q = ngx_queue_head(&room->members);
+         q != ngx_queue_sentinel(&room->members);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_chat_member_t, room_link);
+
+        if (m != except && m->announced
+            && m->session->user.len == user->len
+            && ngx_strncmp(m->session->user.data, user->data, user->len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }

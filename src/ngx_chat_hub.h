@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t                  npending;
     ngx_uint_t                  pending_size;
     unsigned                    ready:1;
+    unsigned                    announced:1;  /* its presence join went */
 } ngx_chat_member_t;
 
 
@@ -59,6 +60,8 @@ void ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *except);
 ngx_int_t ngx_chat_hub_user(ngx_str_t *user, ngx_int_t n, ngx_log_t *log);
 ngx_uint_t ngx_chat_hub_online(ngx_str_t *user);
+ngx_uint_t ngx_chat_hub_user_in_room(ngx_chat_room_t *room, ngx_str_t *user,
+    ngx_chat_member_t *except);
 
 
 #endif /* _NGX_CHAT_HUB_H_INCLUDED_ */

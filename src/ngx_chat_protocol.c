@@ -785,6 +785,131 @@ ngx_chat_protocol_online(ngx_str_t *users, u_char *present, ngx_uint_t n,
 }
 
 
+ngx_chat_frame_t *
+ngx_chat_protocol_presence_event(ngx_str_t *room, ngx_str_t *user,
+    ngx_uint_t join, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"presence\",\"room\":,"
+                                    "\"user\":,\"event\":\"leave\"}") - 1
+                             + ngx_chat_json_str_len(room)
+                             + ngx_chat_json_str_len(user), log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"presence\",\"room\":",
+                   sizeof("{\"type\":\"presence\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_cpymem(p, ",\"user\":", sizeof(",\"user\":") - 1);
+    p = ngx_chat_json_str(p, user);
+    p = join ? ngx_cpymem(p, ",\"event\":\"join\"}",
+                          sizeof(",\"event\":\"join\"}") - 1)
+             : ngx_cpymem(p, ",\"event\":\"leave\"}",
+                          sizeof(",\"event\":\"leave\"}") - 1);
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
+/* a presence event from the room's channel, written by the Redis scripts */
+
+ngx_chat_frame_t *
+ngx_chat_protocol_stored_presence(ngx_str_t *room, u_char *data, size_t len,
+    ngx_str_t *who, ngx_log_t *log)
+{
+    char             *reason;
+    cJSON            *json;
+    ngx_str_t         type, name, user, event;
+    ngx_chat_utf8_t   utf8;
+    ngx_chat_frame_t *f;
+
+    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
+
+    if (len == 0
+        || ngx_chat_utf8_validate(&utf8, data, len) != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    json = ngx_chat_protocol_parse(data, len, &reason);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    f = NULL;
+
+    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
+        && type.len == 8 && ngx_strncmp(type.data, "presence", 8) == 0
+        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
+        && name.len == room->len
+        && ngx_strncmp(name.data, room->data, room->len) == 0
+        && ngx_chat_protocol_string(json, "user", &user) == NGX_OK
+        && user.len > 0 && user.len <= NGX_CHAT_USER_MAX
+        && ngx_chat_protocol_string(json, "event", &event) == NGX_OK
+        && ((event.len == 4 && ngx_strncmp(event.data, "join", 4) == 0)
+            || (event.len == 5 && ngx_strncmp(event.data, "leave", 5) == 0)))
+    {
+        f = ngx_chat_protocol_presence_event(room, &user, event.len == 4,
+                                             log);
+
+        if (f && who) {
+            who->len = user.len;
+            ngx_memcpy(who->data, user.data, user.len);
+        }
+    }
+
+    cJSON_Delete(json);
+
+    return f;
+}
+
+
+ngx_chat_frame_t *
+ngx_chat_protocol_presence(ngx_str_t *room, ngx_str_t *users, ngx_uint_t n,
+    ngx_str_t *id, ngx_log_t *log)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_uint_t         i;
+    ngx_chat_frame_t  *f;
+
+    len = sizeof("{\"type\":\"presence\",\"room\":,\"users\":[]}") - 1
+          + ngx_chat_json_str_len(room) + ngx_chat_protocol_id_len(id);
+
+    for (i = 0; i < n; i++) {
+        len += ngx_chat_json_str_len(&users[i]) + 1;
+    }
+
+    f = ngx_chat_frame_alloc(len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(f->payload, "{\"type\":\"presence\",\"room\":",
+                   sizeof("{\"type\":\"presence\",\"room\":") - 1);
+    p = ngx_chat_json_str(p, room);
+    p = ngx_cpymem(p, ",\"users\":[", sizeof(",\"users\":[") - 1);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_chat_json_str(p, &users[i]);
+    }
+
+    *p++ = ']';
+    p = ngx_chat_protocol_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_protocol_seal(f, p);
+}
+
+
 /* msgs are message event frames: their payloads are the history entries */
 
 ngx_chat_frame_t *

@@ -96,6 +96,12 @@ ngx_chat_frame_t *ngx_chat_protocol_stored_typing(ngx_str_t *room,
     u_char *data, size_t len, ngx_str_t *user, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_online(ngx_str_t *users, u_char *present,
     ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_presence_event(ngx_str_t *room,
+    ngx_str_t *user, ngx_uint_t join, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_stored_presence(ngx_str_t *room,
+    u_char *data, size_t len, ngx_str_t *user, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_protocol_presence(ngx_str_t *room,
+    ngx_str_t *users, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_history(ngx_str_t *room,
     ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_protocol_heartbeat(ngx_str_t *id,

@@ -34,6 +34,9 @@ static void ngx_chat_session_history(ngx_chat_session_t *s,
 static void ngx_chat_session_history_done(ngx_chat_store_op_t *op);
 static void ngx_chat_session_typing(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
+static void ngx_chat_session_presence(ngx_chat_session_t *s,
+    ngx_chat_request_t *req);
+static void ngx_chat_session_presence_done(ngx_chat_store_op_t *op);
 static void ngx_chat_session_online(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
 static void ngx_chat_session_online_done(ngx_chat_store_op_t *op);
@@ -215,10 +218,8 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
         ngx_chat_session_online(s, &req);
         break;
 
-    default:
-        /* room presence is not there yet */
-        ngx_chat_session_error(s, NGX_CHAT_ERR_UNAVAILABLE,
-                               "not available in this version", &req.id);
+    default: /* NGX_CHAT_REQ_PRESENCE */
+        ngx_chat_session_presence(s, &req);
     }
 
     ngx_chat_protocol_free(&req);
@@ -329,6 +330,9 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
     }
 
     ngx_chat_hub_ready(m);
+
+    ngx_chat_store->presence_room(m->room, &s->user, 1);
+    m->announced = 1;
 }
 
 
@@ -490,6 +494,49 @@ ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
     ngx_chat_store->typing(m->room, f, &s->user);
     ngx_chat_frame_unref(f);
+}
+
+
+static void
+ngx_chat_session_presence(ngx_chat_session_t *s, ngx_chat_request_t *req)
+{
+    ngx_chat_member_t    *m;
+    ngx_chat_store_op_t  *op;
+
+    m = ngx_chat_session_member(s, &req->room);
+
+    if (m == NULL) {
+        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
+                               "not in this room", &req->id);
+        return;
+    }
+
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_presence_done);
+    if (op == NULL) {
+        return;
+    }
+
+    ngx_chat_store->members(op);
+}
+
+
+static void
+ngx_chat_session_presence_done(ngx_chat_store_op_t *op)
+{
+    ngx_chat_session_t  *s;
+
+    s = op->data;
+
+    if (op->error) {
+        ngx_chat_session_error(s, op->error, "presence not available",
+                               &op->id);
+        return;
+    }
+
+    ngx_chat_session_reply(s, ngx_chat_protocol_presence(&op->room->node.str,
+                                                op->users, op->nusers,
+                                                &op->id,
+                                                s->ws->connection->log));
 }
 
 

@@ -88,6 +88,13 @@ typedef struct {
     void                      (*typing)(ngx_chat_room_t *room,
                                         ngx_chat_frame_t *f,
                                         ngx_str_t *user);
+    /* a connection of user is in the room now (join) or not any more */
+    void                      (*presence_room)(ngx_chat_room_t *room,
+                                               ngx_str_t *user,
+                                               ngx_uint_t join);
+    /* op->users: the users with a connection in op->room */
+    void                      (*members)(ngx_chat_store_op_t *op);
+
     /* connection conn of user opened, is alive, or closed */
     void                      (*presence)(ngx_str_t *user, ngx_str_t *conn,
                                           ngx_uint_t event, ngx_msec_t ttl);

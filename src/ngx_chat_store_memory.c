@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include "ngx_chat_store_memory.h"
 #include "ngx_chat_hub.h"
+#include "ngx_chat_session.h"
 
 
 /* the last chat_history_cache message frames of a room */
@@ -28,6 +29,11 @@ static void ngx_chat_memory_publish(ngx_chat_store_op_t *op,
     ngx_chat_msg_t *msg);
 static void ngx_chat_memory_history(ngx_chat_store_op_t *op);
 static void ngx_chat_memory_online(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_presence_room(ngx_chat_room_t *room,
+    ngx_str_t *user, ngx_uint_t join);
+static void ngx_chat_memory_members(ngx_chat_store_op_t *op);
+static int ngx_libc_cdecl ngx_chat_memory_cmp(const void *one,
+    const void *two);
 static void ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *user);
 static void ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn,
@@ -48,6 +54,8 @@ ngx_chat_store_t  ngx_chat_store_memory = {
     ngx_chat_memory_history,
     ngx_chat_memory_online,
     ngx_chat_memory_typing,
+    ngx_chat_memory_presence_room,
+    ngx_chat_memory_members,
     ngx_chat_memory_presence
 };
 
@@ -183,6 +191,96 @@ ngx_chat_memory_online(ngx_chat_store_op_t *op)
     }
 
     ngx_chat_store_op_done(op);
+}
+
+
+/* the user's first connection into the room, or last out: tell it */
+
+static void
+ngx_chat_memory_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
+    ngx_uint_t join)
+{
+    ngx_chat_frame_t  *f;
+
+    if (ngx_chat_hub_user_in_room(room, user, NULL)) {
+        return;
+    }
+
+    f = ngx_chat_protocol_presence_event(&room->node.str, user, join,
+                                         ngx_chat_memory_log);
+    if (f == NULL) {
+        return;
+    }
+
+    /* to the others: a user knows of its own comings */
+
+    ngx_chat_hub_signal(room, f, user);
+    ngx_chat_frame_unref(f);
+}
+
+
+static void
+ngx_chat_memory_members(ngx_chat_store_op_t *op)
+{
+    ngx_uint_t          i, n;
+    ngx_str_t          *users;
+    ngx_queue_t        *q;
+    ngx_chat_room_t    *room;
+    ngx_chat_member_t  *m;
+
+    room = op->room;
+
+    users = ngx_alloc((room->nmembers + 1) * sizeof(ngx_str_t), op->log);
+    if (users == NULL) {
+        op->error = NGX_CHAT_ERR_INTERNAL;
+        ngx_chat_store_op_done(op);
+        return;
+    }
+
+    n = 0;
+
+    for (q = ngx_queue_head(&room->members);
+         q != ngx_queue_sentinel(&room->members);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_chat_member_t, room_link);
+
+        if (m->announced) {
+            users[n++] = m->session->user;
+        }
+    }
+
+    /* one entry per user: sorted, then the repeats dropped */
+
+    ngx_qsort(users, n, sizeof(ngx_str_t), ngx_chat_memory_cmp);
+
+    for (op->nusers = 0, i = 0; i < n; i++) {
+        if (op->nusers == 0
+            || ngx_chat_memory_cmp(&users[op->nusers - 1], &users[i]) != 0)
+        {
+            users[op->nusers++] = users[i];
+        }
+    }
+
+    op->users = users;
+    op->store_data = users;
+
+    ngx_chat_store_op_done(op);
+}
+
+
+static int ngx_libc_cdecl
+ngx_chat_memory_cmp(const void *one, const void *two)
+{
+    ngx_int_t   rc;
+    ngx_str_t  *a, *b;
+
+    a = (ngx_str_t *) one;
+    b = (ngx_str_t *) two;
+
+    rc = ngx_memn2cmp(a->data, b->data, a->len, b->len);
+
+    return rc < 0 ? -1 : (rc > 0);
 }
 
 

@@ -86,6 +86,17 @@ static void ngx_chat_store_redis_presence(ngx_str_t *user, ngx_str_t *conn,
     ngx_uint_t event, ngx_msec_t ttl);
 static void ngx_chat_redis_online_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_chat_store_redis_presence_room(ngx_chat_room_t *room,
+    ngx_str_t *user, ngx_uint_t join);
+static void ngx_chat_store_redis_members(ngx_chat_store_op_t *op);
+static void ngx_chat_redis_members_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_registry_handler(ngx_event_t *ev);
+static void ngx_chat_redis_registry_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_str_t *ngx_chat_redis_dead(char *id, size_t len);
+static void ngx_chat_redis_claimed(redisAsyncContext *ac, void *r,
+    void *privdata);
 
 static void ngx_chat_redis_cmd_ready(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_sub_ready(ngx_chat_redis_t *rd);
@@ -150,8 +161,77 @@ ngx_chat_store_t  ngx_chat_store_redis = {
     ngx_chat_store_redis_history,
     ngx_chat_store_redis_online,
     ngx_chat_store_redis_typing,
+    ngx_chat_store_redis_presence_room,
+    ngx_chat_store_redis_members,
     ngx_chat_store_redis_presence
 };
+
+
+/*
+ * Room presence: per room, the users' connection counts, and the same per
+ * worker, so that what a dead worker held can be taken away.  Workers
+ * announce themselves in a registry with an expiry; a live worker that
+ * finds a dead one claims it (once) and sweeps only that worker's rooms.
+ * KEYS: the room's counts, the room's counts per worker; ARGV: user,
+ * "worker\nuser", channel, room.
+ */
+
+static ngx_str_t  ngx_chat_redis_pjoin = ngx_string(
+    "redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+    "if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then\n"
+    "  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'presence',\n"
+    "    room = ARGV[4], user = ARGV[1], event = 'join'}))\n"
+    "end\n");
+
+
+static ngx_str_t  ngx_chat_redis_pleave = ngx_string(
+    "local c = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)\n"
+    "if c <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end\n"
+    "if c < 0 then return end\n"
+    "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'presence',\n"
+    "    room = ARGV[4], user = ARGV[1], event = 'leave'}))\n"
+    "end\n");
+
+
+/* ARGV: "worker\n", channel, room */
+
+static ngx_str_t  ngx_chat_redis_psweep = ngx_string(
+    "local all = redis.call('HGETALL', KEYS[2])\n"
+    "local p = ARGV[1]\n"
+    "for i = 1, #all, 2 do\n"
+    "  local f = all[i]\n"
+    "  if string.sub(f, 1, #p) == p then\n"
+    "    local user = string.sub(f, #p + 1)\n"
+    "    local c = tonumber(all[i + 1])\n"
+    "    redis.call('HDEL', KEYS[2], f)\n"
+    "    if c > 0 and redis.call('HINCRBY', KEYS[1], user, -c) <= 0 then\n"
+    "      redis.call('HDEL', KEYS[1], user)\n"
+    "      redis.call('PUBLISH', ARGV[2], cjson.encode({type = 'presence',\n"
+    "        room = ARGV[3], user = user, event = 'leave'}))\n"
+    "    end\n"
+    "  end\n"
+    "end\n");
+
+
+/* KEYS: the registry; ARGV: this worker, ttl: returns dead workers */
+
+static ngx_str_t  ngx_chat_redis_pregistry = ngx_string(
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])\n"
+    "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
+    "                  'LIMIT', 0, 5)\n");
+
+
+/* KEYS: the registry, the dead worker's rooms; ARGV: the dead worker */
+
+static ngx_str_t  ngx_chat_redis_pclaim = ngx_string(
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return {} end\n"
+    "local rooms = redis.call('SMEMBERS', KEYS[2])\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "return rooms\n");
 
 
 /*
@@ -227,6 +307,8 @@ static ngx_queue_t       ngx_chat_redis_held;
 static ngx_uint_t        ngx_chat_redis_nheld;
 static ngx_uint_t        ngx_chat_redis_started;
 static ngx_event_t       ngx_chat_redis_hold_timer;
+static ngx_event_t       ngx_chat_redis_registry;
+static ngx_msec_t        ngx_chat_redis_presence_ttl;
 static ngx_str_t         ngx_chat_redis_prefix;
 static ngx_uint_t        ngx_chat_redis_cache;
 static u_char            ngx_chat_redis_sha[41];
@@ -240,6 +322,8 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
     u_char                 hash[20], *p;
     ngx_uint_t             i;
     ngx_sha1_t             sha1;
+    ngx_chat_loc_conf_t   *lcf;
+    ngx_http_conf_ctx_t   *ctx;
     ngx_chat_main_conf_t  *cmcf;
 
     static u_char  hex[] = "0123456789abcdef";
@@ -277,6 +361,19 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
 
     ngx_queue_init(&ngx_chat_redis_held);
 
+    /* the http level's chat_presence_ttl sets the workers' registry */
+
+    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
+    lcf = ctx->loc_conf[ngx_chat_module.ctx_index];
+
+    ngx_chat_redis_presence_ttl = (lcf->presence_ttl == NGX_CONF_UNSET_MSEC)
+                                  ? 30000 : lcf->presence_ttl;
+
+    ngx_chat_redis_registry.handler = ngx_chat_redis_registry_handler;
+    ngx_chat_redis_registry.log = cycle->log;
+    ngx_chat_redis_registry.cancelable = 1;
+    ngx_add_timer(&ngx_chat_redis_registry, 500);
+
     ngx_chat_redis_hold_timer.handler = ngx_chat_redis_hold_handler;
     ngx_chat_redis_hold_timer.log = cycle->log;
     ngx_chat_redis_hold_timer.cancelable = 1;
@@ -296,6 +393,10 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
 static void
 ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_chat_redis_registry.timer_set) {
+        ngx_del_timer(&ngx_chat_redis_registry);
+    }
+
     ngx_chat_redis_close(&ngx_chat_redis_sub);
     ngx_chat_redis_close(&ngx_chat_redis_cmd);
 
@@ -584,6 +685,17 @@ ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
                                   reply->element[2]->len, &typer,
                                   ngx_cycle->log);
             if (f) {
+                ngx_chat_hub_signal(room, f, &typer);
+                ngx_chat_frame_unref(f);
+                return;
+            }
+
+            f = ngx_chat_protocol_stored_presence(&name,
+                                  (u_char *) reply->element[2]->str,
+                                  reply->element[2]->len, &typer,
+                                  ngx_cycle->log);
+            if (f) {
+                /* to the others: a user knows of its own comings */
                 ngx_chat_hub_signal(room, f, &typer);
                 ngx_chat_frame_unref(f);
                 return;
@@ -1960,6 +2072,295 @@ ngx_chat_store_redis_presence(ngx_str_t *user, ngx_str_t *conn,
 
     (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
                                   7, argv, argvlen);
+}
+
+
+static void
+ngx_chat_store_redis_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
+    ngx_uint_t join)
+{
+    u_char       counts[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       workers[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       channel[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       field[NGX_CHAT_WORKER_ID_LEN + 1 + NGX_CHAT_USER_MAX];
+    u_char       set[NGX_CHAT_PREFIX_MAX + NGX_CHAT_WORKER_ID_LEN + 16];
+    ngx_str_t   *script;
+    const char  *argv[9];
+    size_t       argvlen[9];
+
+    script = join ? &ngx_chat_redis_pjoin : &ngx_chat_redis_pleave;
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) script->data;
+    argvlen[1] = script->len;
+    argv[2] = "2";
+    argvlen[2] = 1;
+    argv[3] = (char *) counts;
+    argvlen[3] = ngx_chat_redis_key(counts, &room->node.str, ":presence");
+    argv[4] = (char *) workers;
+    argvlen[4] = ngx_chat_redis_key(workers, &room->node.str,
+                                    ":presence:w");
+    argv[5] = (char *) user->data;
+    argvlen[5] = user->len;
+    argv[6] = (char *) field;
+    argvlen[6] = ngx_sprintf(field, "%V\n%V", &ngx_chat_worker_id, user)
+                 - field;
+    argv[7] = (char *) channel;
+    argvlen[7] = ngx_chat_redis_key(channel, &room->node.str, "");
+    argv[8] = (char *) room->node.str.data;
+    argvlen[8] = room->node.str.len;
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL, 9, argv,
+                               argvlen)
+        != NGX_OK
+        || !join)
+    {
+        return;
+    }
+
+    /* the rooms this worker holds presence in, for its sweeper */
+
+    argv[0] = "SADD";
+    argvlen[0] = 4;
+    argv[1] = (char *) set;
+    argvlen[1] = ngx_sprintf(set, "%V:worker:%V:rooms",
+                             &ngx_chat_redis_prefix, &ngx_chat_worker_id)
+                 - set;
+    argv[2] = (char *) room->node.str.data;
+    argvlen[2] = room->node.str.len;
+
+    (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL, 3, argv,
+                                  argvlen);
+}
+
+
+static void
+ngx_chat_store_redis_members(ngx_chat_store_op_t *op)
+{
+    u_char       key[NGX_CHAT_REDIS_KEY_MAX];
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    if (!ngx_chat_redis_cmd.ready) {
+        ngx_chat_redis_hold(op, ngx_chat_store_redis_members);
+        return;
+    }
+
+    argv[0] = "HKEYS";
+    argvlen[0] = 5;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_chat_redis_key(key, &op->room->node.str, ":presence");
+
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                               ngx_chat_redis_members_reply, op,
+                               2, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+    }
+}
+
+
+/* the users point into the reply: the op is answered before it is freed */
+
+static void
+ngx_chat_redis_members_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_store_op_t *op = privdata;
+
+    size_t       i;
+    ngx_str_t   *users;
+    redisReply  *reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
+    users = ngx_alloc((reply->elements + 1) * sizeof(ngx_str_t), op->log);
+    if (users == NULL) {
+        ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_STRING) {
+            users[op->nusers].data = (u_char *) reply->element[i]->str;
+            users[op->nusers++].len = reply->element[i]->len;
+        }
+    }
+
+    op->users = users;
+    op->store_data = users;
+
+    ngx_chat_store_op_done(op);
+}
+
+
+/* this worker is alive; and is any other one dead */
+
+static void
+ngx_chat_redis_registry_handler(ngx_event_t *ev)
+{
+    u_char       key[NGX_CHAT_PREFIX_MAX + 16], ms[NGX_INT_T_LEN];
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_redis_pregistry.data;
+    argvlen[1] = ngx_chat_redis_pregistry.len;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (char *) key;
+    argvlen[3] = ngx_sprintf(key, "%V:workers", &ngx_chat_redis_prefix)
+                 - key;
+    argv[4] = (char *) ngx_chat_worker_id.data;
+    argvlen[4] = ngx_chat_worker_id.len;
+    argv[5] = (char *) ms;
+    argvlen[5] = ngx_sprintf(ms, "%M", ngx_chat_redis_presence_ttl) - ms;
+
+    (void) ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                                  ngx_chat_redis_registry_reply, NULL,
+                                  6, argv, argvlen);
+
+    ngx_add_timer(ev, ngx_chat_redis_presence_ttl / 3);
+}
+
+
+static void
+ngx_chat_redis_registry_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    u_char       key[NGX_CHAT_PREFIX_MAX + 16];
+    u_char       set[NGX_CHAT_PREFIX_MAX + NGX_CHAT_WORKER_ID_LEN + 16];
+    size_t       i;
+    redisReply  *reply = r, *e;
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING
+            || e->len > NGX_CHAT_WORKER_ID_LEN)
+        {
+            continue;
+        }
+
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = (char *) ngx_chat_redis_pclaim.data;
+        argvlen[1] = ngx_chat_redis_pclaim.len;
+        argv[2] = "2";
+        argvlen[2] = 1;
+        argv[3] = (char *) key;
+        argvlen[3] = ngx_sprintf(key, "%V:workers", &ngx_chat_redis_prefix)
+                     - key;
+        argv[4] = (char *) set;
+        argvlen[4] = ngx_sprintf(set, "%V:worker:%*s:rooms",
+                                 &ngx_chat_redis_prefix, e->len, e->str)
+                     - set;
+        argv[5] = e->str;
+        argvlen[5] = e->len;
+
+        /* the dead worker's id goes along, for the sweep */
+
+        (void) ngx_chat_redis_command(&ngx_chat_redis_cmd,
+                                      ngx_chat_redis_claimed,
+                                      ngx_chat_redis_dead(e->str, e->len),
+                                      6, argv, argvlen);
+    }
+}
+
+
+static ngx_str_t *
+ngx_chat_redis_dead(char *id, size_t len)
+{
+    ngx_str_t  *w;
+
+    w = ngx_alloc(sizeof(ngx_str_t) + len, ngx_cycle->log);
+    if (w == NULL) {
+        return NULL;
+    }
+
+    w->data = (u_char *) (w + 1);
+    w->len = len;
+    ngx_memcpy(w->data, id, len);
+
+    return w;
+}
+
+
+/* this worker claimed a dead one: its rooms lose its users */
+
+static void
+ngx_chat_redis_claimed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_str_t *dead = privdata;
+
+    u_char       counts[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       workers[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       channel[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       prefix[NGX_CHAT_WORKER_ID_LEN + 1];
+    size_t       i;
+    ngx_str_t    room;
+    redisReply  *reply = r, *e;
+    const char  *argv[8];
+    size_t       argvlen[8];
+
+    if (dead == NULL) {
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat: worker \"%V\" is gone, its users leave %uz "
+                      "rooms", dead, (size_t) reply->elements);
+    }
+
+    for (i = 0; reply && reply->type == REDIS_REPLY_ARRAY
+                && i < reply->elements; i++)
+    {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        room.data = (u_char *) e->str;
+        room.len = e->len;
+
+        if (!ngx_chat_protocol_room_valid(&room)) {
+            continue;
+        }
+
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = (char *) ngx_chat_redis_psweep.data;
+        argvlen[1] = ngx_chat_redis_psweep.len;
+        argv[2] = "2";
+        argvlen[2] = 1;
+        argv[3] = (char *) counts;
+        argvlen[3] = ngx_chat_redis_key(counts, &room, ":presence");
+        argv[4] = (char *) workers;
+        argvlen[4] = ngx_chat_redis_key(workers, &room, ":presence:w");
+        argv[5] = (char *) prefix;
+        argvlen[5] = ngx_sprintf(prefix, "%V\n", dead) - prefix;
+        argv[6] = (char *) channel;
+        argvlen[6] = ngx_chat_redis_key(channel, &room, "");
+        argv[7] = (char *) room.data;
+        argvlen[7] = room.len;
+
+        (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
+                                      8, argv, argvlen);
+    }
+
+    ngx_free(dead);
 }
 
 

@@ -1,0 +1,151 @@
+# Room presence: `presence` lists the users with a connection joined to
+# the room, on any worker or host; a `presence` event "join" goes to the
+# room's other users when a user's first connection joins, "leave" when
+# the last one leaves, disconnects or its worker dies (within the TTL); a
+# second tab makes no event.  In memory mode and across two instances on
+# one Redis.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use ChatTest;
+use ChatTest::Redis;
+use Socket qw(unpack_sockaddr_in);
+use Time::HiRes qw(time sleep);
+
+my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
+
+sub ws { ChatTest::WS->chat($_[0], user => $_[1], ignore => []) }
+
+# the presence events a client got within $t seconds
+sub events {
+    my ($ws, $t) = @_;
+    my @e;
+    my $end = time + $t;
+    while (time < $end) {
+        my $m = $ws->recv_json(timeout => $end - time) or last;
+        push @e, "$m->{user} $m->{event}" if $m->{type} eq 'presence'
+                                              && $m->{event};
+    }
+    return \@e;
+}
+
+# waits until $ws got the presence event "$user $event"
+sub got {
+    my ($ws, $want, $t) = @_;
+    my $end = time + $t;
+    while (time < $end) {
+        my $m = $ws->recv_json(timeout => $end - time) or last;
+        return 1 if $m->{type} eq 'presence' && $m->{event}
+                    && "$m->{user} $m->{event}" eq $want;
+    }
+    return 0;
+}
+
+sub users {
+    my ($ws, $room) = @_;
+    my $r = $ws->call({ op => 'presence', room => $room });
+    return $r && $r->{type} eq 'presence'
+           ? join(',', sort @{$r->{users}}) : 'error';
+}
+
+sub scenario {
+    my ($label, $A, $B) = @_;
+
+    my $alice = ws($A->port, 'alice');
+    is($alice->call({ op => 'join', room => 'pr' })->{type}, 'joined',
+       "$label: alice joined");
+    is_deeply(events($alice, 0.5), [], "$label: no event of her own join "
+              . 'to alice');
+
+    my $bob = ws($B->port, 'bob');
+    $bob->call({ op => 'join', room => 'pr' });
+    ok(got($alice, 'bob join', 3), "$label: alice gets bob's join");
+    is_deeply(events($bob, 0.5), [], "$label: nor of his own to bob");
+    is(users($bob, 'pr'), 'alice,bob', "$label: presence lists both");
+
+    my $alice2 = ws($B->port, 'alice');
+    $alice2->call({ op => 'join', room => 'pr' });
+    is_deeply(events($bob, 0.7), [], "$label: alice's second tab: no event");
+
+    $alice->call({ op => 'leave', room => 'pr' });
+    is_deeply(events($bob, 0.7), [],
+              "$label: one of alice's tabs leaves: no event");
+    is(users($bob, 'pr'), 'alice,bob', "$label: alice still present");
+
+    $alice2->close_socket;
+    ok(got($bob, 'alice leave', 3),
+       "$label: alice's last tab disconnects: leave");
+    is(users($bob, 'pr'), 'bob', "$label: presence lists bob");
+
+    my $r = $bob->call({ op => 'presence', room => 'elsewhere' });
+    is($r && $r->{code}, 'not_joined', "$label: presence needs a join");
+
+    return $bob;
+}
+
+# ---- memory mode
+{
+    my $n = ChatTest->start(server => $LOC);
+    scenario('memory', $n, $n);
+    $n->stop;
+}
+
+# ---- Redis: two instances, two workers each; a worker killed
+{
+    my $r = ChatTest::Redis->start;
+    my %o = (server => $LOC, workers => 2, listen_opts => 'reuseport',
+             http => "chat_presence_ttl 2s;\n");
+    my $A = $r->start_nginx(%o, allow_log => [ qr/exited on signal 9\b/ ]);
+    my $B = $r->start_nginx(%o);
+
+    my $bob = scenario('redis', $A, $B);
+
+    my $carol = ws($A->port, 'carol');
+    $carol->call({ op => 'join', room => 'pr' });
+    ok(got($bob, 'carol join', 3), 'redis: bob gets carol\'s join');
+
+    my $pid = worker_pid_of($A, $carol);
+    ok($pid, 'the worker holding carol');
+    kill 'KILL', $pid if $pid;
+    my $t0 = time;
+    ok(got($bob, 'carol leave', 6), 'redis: carol\'s worker killed: leave');
+    my $took = time - $t0;
+    ok($took < 2 + 2 / 3 + 1.5, sprintf('... within the TTL and a sweep '
+       . '(%.1f s)', $took));
+    is(users($bob, 'pr'), 'bob', 'redis: carol is no longer listed');
+
+    $A->stop;
+    $B->stop;
+    $r->stop;
+}
+
+# The nginx worker holding the server side of $ws
+sub worker_pid_of {
+    my ($n, $ws) = @_;
+    my $fh = $ws->fh or return undef;
+    my $name = getsockname($fh) or return undef;
+    my ($cport) = unpack_sockaddr_in($name);
+    my $inode;
+    open my $t, '<', '/proc/net/tcp' or return undef;
+    while (my $l = <$t>) {
+        my @c = split ' ', $l;
+        next unless @c > 9 && $c[1] =~ /:([0-9A-F]{4})$/i
+                    && hex $1 == $n->port;
+        next unless $c[2] =~ /:([0-9A-F]{4})$/i && hex $1 == $cport;
+        $inode = $c[9];
+        last;
+    }
+    close $t;
+    return undef unless $inode;
+    for my $pid ($n->worker_pids) {
+        opendir my $d, "/proc/$pid/fd" or next;
+        for my $e (readdir $d) {
+            my $l = readlink "/proc/$pid/fd/$e";
+            return $pid if defined $l && $l eq "socket:[$inode]";
+        }
+    }
+    return undef;
+}
+
+done_testing;
