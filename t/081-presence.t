@@ -115,6 +115,12 @@ sub scenario {
                                     $took));
     is(users($bob, 'pr'), 'bob', 'redis: carol is no longer listed');
 
+    # a room of 10,000 users answers in one round trip, in one frame
+    $r->cmd('HSET', 'chat:{pr}:presence', map { ("u$_", 1) } 1 .. 10000);
+    my $big = $bob->call({ op => 'presence', room => 'pr' }, timeout => 10);
+    is(scalar @{$big && $big->{users} || []}, 10001,
+       'redis: a room of 10,001 users listed whole');
+
     $A->stop;
     $B->stop;
     $r->stop;
