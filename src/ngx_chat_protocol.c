@@ -23,6 +23,8 @@ static cJSON *ngx_chat_protocol_parse(u_char *data, size_t len,
     char **reason);
 static ngx_int_t ngx_chat_protocol_fields(ngx_chat_request_t *req,
     ngx_uint_t op);
+static cJSON *ngx_chat_protocol_parse_stored(ngx_str_t *room, u_char *data,
+    size_t len, char *type, ngx_str_t *name);
 static ngx_int_t ngx_chat_protocol_string(cJSON *json, char *name,
     ngx_str_t *s);
 static ngx_int_t ngx_chat_protocol_uint(cJSON *json, char *name,
@@ -579,19 +581,19 @@ ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg)
 
 
 /*
- * A message event that comes back from a shared store (a channel, the
- * recent messages, the stream): anyone with access to the store could
- * have written it, so every field is checked.  On success msg points into
- * the returned cJSON tree, which the caller deletes.
+ * What comes back from a shared store (a channel, the recent messages,
+ * the stream): anyone with access to it could have written it.  Valid
+ * UTF-8, one JSON object of the given type, of the room when room is not
+ * NULL; *name is its room.
  */
 
-cJSON *
-ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data, size_t len,
-    ngx_chat_msg_t *msg)
+static cJSON *
+ngx_chat_protocol_parse_stored(ngx_str_t *room, u_char *data, size_t len,
+    char *type, ngx_str_t *name)
 {
     char             *reason;
-    cJSON            *json, *id;
-    ngx_str_t         type;
+    cJSON            *json;
+    ngx_str_t         t;
     ngx_chat_utf8_t   utf8;
 
     ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
@@ -608,16 +610,45 @@ ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data, size_t len,
         return NULL;
     }
 
+    if (ngx_chat_protocol_string(json, "type", &t) == NGX_OK
+        && t.len == ngx_strlen(type)
+        && ngx_strncmp(t.data, type, t.len) == 0
+        && ngx_chat_protocol_string(json, "room", name) == NGX_OK
+        && ngx_chat_protocol_room_valid(name)
+        && (room == NULL
+            || (name->len == room->len
+                && ngx_strncmp(name->data, room->data, room->len) == 0)))
+    {
+        return json;
+    }
+
+    cJSON_Delete(json);
+
+    return NULL;
+}
+
+
+/*
+ * A message event read back from a shared store, every field checked.
+ * On success msg points into the returned cJSON tree, which the caller
+ * deletes.
+ */
+
+cJSON *
+ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data, size_t len,
+    ngx_chat_msg_t *msg)
+{
+    cJSON  *json, *id;
+
+    json = ngx_chat_protocol_parse_stored(room, data, len, "message",
+                                          &msg->room);
+    if (json == NULL) {
+        return NULL;
+    }
+
     id = cJSON_GetObjectItemCaseSensitive(json, "msg_id");
 
-    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
-        && type.len == 7 && ngx_strncmp(type.data, "message", 7) == 0
-        && ngx_chat_protocol_string(json, "room", &msg->room) == NGX_OK
-        && ngx_chat_protocol_room_valid(&msg->room)
-        && (room == NULL
-            || (msg->room.len == room->len
-                && ngx_strncmp(msg->room.data, room->data, room->len) == 0))
-        && ngx_chat_protocol_uint(json, "seq", &msg->seq) == NGX_OK
+    if (ngx_chat_protocol_uint(json, "seq", &msg->seq) == NGX_OK
         && msg->seq > 0
         && cJSON_IsString(id)
         && ngx_strlen(id->valuestring) == NGX_CHAT_MSG_ID_LEN
@@ -697,34 +728,18 @@ ngx_chat_frame_t *
 ngx_chat_protocol_stored_typing(ngx_str_t *room, u_char *data, size_t len,
     ngx_str_t *user, ngx_log_t *log)
 {
-    char             *reason;
-    cJSON            *json;
-    ngx_str_t         type, name, u;
-    ngx_chat_utf8_t   utf8;
-    ngx_chat_frame_t *f;
+    cJSON             *json;
+    ngx_str_t          name, u;
+    ngx_chat_frame_t  *f;
 
-    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
-
-    if (len == 0
-        || ngx_chat_utf8_validate(&utf8, data, len) != NGX_OK
-        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    json = ngx_chat_protocol_parse(data, len, &reason);
+    json = ngx_chat_protocol_parse_stored(room, data, len, "typing", &name);
     if (json == NULL) {
         return NULL;
     }
 
     f = NULL;
 
-    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
-        && type.len == 6 && ngx_strncmp(type.data, "typing", 6) == 0
-        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
-        && name.len == room->len
-        && ngx_strncmp(name.data, room->data, room->len) == 0
-        && ngx_chat_protocol_string(json, "user", &u) == NGX_OK
+    if (ngx_chat_protocol_string(json, "user", &u) == NGX_OK
         && u.len > 0 && u.len <= NGX_CHAT_USER_MAX)
     {
         /* re-encoded: exactly the three fields, whatever else came */
@@ -820,34 +835,19 @@ ngx_chat_frame_t *
 ngx_chat_protocol_stored_presence(ngx_str_t *room, u_char *data, size_t len,
     ngx_str_t *who, ngx_log_t *log)
 {
-    char             *reason;
-    cJSON            *json;
-    ngx_str_t         type, name, user, event;
-    ngx_chat_utf8_t   utf8;
-    ngx_chat_frame_t *f;
+    cJSON             *json;
+    ngx_str_t          name, user, event;
+    ngx_chat_frame_t  *f;
 
-    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
-
-    if (len == 0
-        || ngx_chat_utf8_validate(&utf8, data, len) != NGX_OK
-        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    json = ngx_chat_protocol_parse(data, len, &reason);
+    json = ngx_chat_protocol_parse_stored(room, data, len, "presence",
+                                          &name);
     if (json == NULL) {
         return NULL;
     }
 
     f = NULL;
 
-    if (ngx_chat_protocol_string(json, "type", &type) == NGX_OK
-        && type.len == 8 && ngx_strncmp(type.data, "presence", 8) == 0
-        && ngx_chat_protocol_string(json, "room", &name) == NGX_OK
-        && name.len == room->len
-        && ngx_strncmp(name.data, room->data, room->len) == 0
-        && ngx_chat_protocol_string(json, "user", &user) == NGX_OK
+    if (ngx_chat_protocol_string(json, "user", &user) == NGX_OK
         && user.len > 0 && user.len <= NGX_CHAT_USER_MAX
         && ngx_chat_protocol_string(json, "event", &event) == NGX_OK
         && ((event.len == 4 && ngx_strncmp(event.data, "join", 4) == 0)

@@ -27,7 +27,6 @@ use lib 't/lib';
 use Test::More;
 use ChatTest;
 use ChatTest::Redis;
-use Socket qw(unpack_sockaddr_in);
 use Time::HiRes qw(time sleep);
 
 my $JSON = ChatTest::json();
@@ -446,8 +445,8 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
     my $hb = on_worker($C, 'hb', not => $Wk);
     my $rq = on_worker($C, 'rq', not => $Wk);
     my $fast = on_worker($C, 'fast', not => $Wk);
-    my $P = worker_pid_of($C, $k);
-    my $Q = $hb && worker_pid_of($C, $hb);
+    my $P = ChatTest::worker_pid_of($C, $k);
+    my $Q = $hb && ChatTest::worker_pid_of($C, $hb);
     ok($hb && $rq && $fast && $P && $Q && $P != $Q,
        'C: crash on worker ' . ($P // 'none') . ', the others on '
        . ($Q // 'none'));
@@ -528,34 +527,6 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
     $C->stop;
 }
 
-# The nginx worker holding the server side of $ws (/proc/net/tcp and the
-# workers' descriptors).
-sub worker_pid_of {
-    my ($n, $ws) = @_;
-    my $fh = $ws->fh or return undef;
-    my $name = getsockname($fh) or return undef;
-    my ($cport) = unpack_sockaddr_in($name);
-    my $inode;
-    open my $t, '<', '/proc/net/tcp' or return undef;
-    while (my $l = <$t>) {
-        my @c = split ' ', $l;
-        next unless @c > 9 && $c[1] =~ /:([0-9A-F]{4})$/i
-                    && hex $1 == $n->port;
-        next unless $c[2] =~ /:([0-9A-F]{4})$/i && hex $1 == $cport;
-        $inode = $c[9];
-        last;
-    }
-    close $t;
-    return undef unless $inode;
-    for my $pid ($n->worker_pids) {
-        opendir my $d, "/proc/$pid/fd" or next;
-        for my $e (readdir $d) {
-            my $l = readlink "/proc/$pid/fd/$e";
-            return $pid if defined $l && $l eq "socket:[$inode]";
-        }
-    }
-    return undef;
-}
 
 $A->stop;
 $B->stop;

@@ -10,7 +10,6 @@ use lib 't/lib';
 use Test::More;
 use ChatTest;
 use ChatTest::Redis;
-use Socket qw(unpack_sockaddr_in);
 use Time::HiRes qw(time sleep);
 
 my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
@@ -105,7 +104,7 @@ sub scenario {
     $carol->call({ op => 'join', room => 'pr' });
     ok(got($bob, 'carol join', 3), 'redis: bob gets carol\'s join');
 
-    my $pid = worker_pid_of($A, $carol);
+    my $pid = ChatTest::worker_pid_of($A, $carol);
     ok($pid, 'the worker holding carol');
     kill 'KILL', $pid if $pid;
     my $t0 = time;
@@ -126,32 +125,5 @@ sub scenario {
     $r->stop;
 }
 
-# The nginx worker holding the server side of $ws
-sub worker_pid_of {
-    my ($n, $ws) = @_;
-    my $fh = $ws->fh or return undef;
-    my $name = getsockname($fh) or return undef;
-    my ($cport) = unpack_sockaddr_in($name);
-    my $inode;
-    open my $t, '<', '/proc/net/tcp' or return undef;
-    while (my $l = <$t>) {
-        my @c = split ' ', $l;
-        next unless @c > 9 && $c[1] =~ /:([0-9A-F]{4})$/i
-                    && hex $1 == $n->port;
-        next unless $c[2] =~ /:([0-9A-F]{4})$/i && hex $1 == $cport;
-        $inode = $c[9];
-        last;
-    }
-    close $t;
-    return undef unless $inode;
-    for my $pid ($n->worker_pids) {
-        opendir my $d, "/proc/$pid/fd" or next;
-        for my $e (readdir $d) {
-            my $l = readlink "/proc/$pid/fd/$e";
-            return $pid if defined $l && $l eq "socket:[$inode]";
-        }
-    }
-    return undef;
-}
 
 done_testing;

@@ -16,6 +16,7 @@ package ChatTest;
 # preload), CHAT_TEST_KEEP (keep server roots), TMPDIR.
 
 use strict;
+use Socket qw(unpack_sockaddr_in);
 use warnings;
 
 # Loaded first so that Test::Builder's END block runs after ours.
@@ -767,5 +768,41 @@ sub accept_key {
 
 require MIME::Base64;
 require ChatTest::WS;
+
+# The pid of the nginx worker holding the server side of $ws (from
+# /proc/net/tcp and the workers' file descriptors), or undef.
+sub worker_pid_of {
+    my ($n, $ws) = @_;
+    my $fh = $ws->fh or return undef;
+    my $name = getsockname($fh) or return undef;
+    my ($cport) = unpack_sockaddr_in($name);
+    my $sport = $n->port;
+    my $inode;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $t, '<', $f or next;
+        while (my $l = <$t>) {
+            my @c = split ' ', $l;
+            next unless @c > 9 && $c[1] =~ /:([0-9A-F]{4})$/i;
+            my $lp = hex $1;
+            next unless $c[2] =~ /:([0-9A-F]{4})$/i;
+            my $rp = hex $1;
+            if ($lp == $sport && $rp == $cport) {
+                $inode = $c[9];
+                last;
+            }
+        }
+        close $t;
+        last if $inode;
+    }
+    return undef unless $inode;
+    for my $pid ($n->worker_pids) {
+        opendir my $d, "/proc/$pid/fd" or next;
+        for my $e (readdir $d) {
+            my $l = readlink "/proc/$pid/fd/$e";
+            return $pid if defined $l && $l eq "socket:[$inode]";
+        }
+    }
+    return undef;
+}
 
 1;

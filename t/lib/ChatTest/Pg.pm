@@ -730,41 +730,8 @@ sub backends {
     return $rows && defined $rows->[0] ? $rows->[0] : 0;
 }
 
-# The pid of the nginx worker holding the server side of $ws (from
-# /proc/net/tcp and the workers' file descriptors), or undef.
-sub worker_pid_of {
-    my ($n, $ws) = @_;
-    my $fh = $ws->fh or return undef;
-    my $name = getsockname($fh) or return undef;
-    my ($cport) = unpack_sockaddr_in($name);
-    my $sport = $n->port;
-    my $inode;
-    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
-        open my $t, '<', $f or next;
-        while (my $l = <$t>) {
-            my @c = split ' ', $l;
-            next unless @c > 9 && $c[1] =~ /:([0-9A-F]{4})$/i;
-            my $lp = hex $1;
-            next unless $c[2] =~ /:([0-9A-F]{4})$/i;
-            my $rp = hex $1;
-            if ($lp == $sport && $rp == $cport) {
-                $inode = $c[9];
-                last;
-            }
-        }
-        close $t;
-        last if $inode;
-    }
-    return undef unless $inode;
-    for my $pid ($n->worker_pids) {
-        opendir my $d, "/proc/$pid/fd" or next;
-        for my $e (readdir $d) {
-            my $l = readlink "/proc/$pid/fd/$e";
-            return $pid if defined $l && $l eq "socket:[$inode]";
-        }
-    }
-    return undef;
-}
+# (the worker holding a client: ChatTest::worker_pid_of)
+*worker_pid_of = \&ChatTest::worker_pid_of;
 
 require ChatTest::Redis;
 
