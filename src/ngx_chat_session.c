@@ -89,13 +89,19 @@ ngx_chat_session_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    s = ngx_pcalloc(r->pool, sizeof(ngx_chat_session_t));
+    /* what outlives the request lives on the connection's pool */
+
+    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_chat_session_t)
+                                         + user.len + ngx_chat_worker_id.len
+                                         + 1 + NGX_ATOMIC_T_LEN);
     if (s == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     s->ws = ws;
-    s->user = user;
+    s->user.data = (u_char *) (s + 1);
+    s->user.len = user.len;
+    ngx_memcpy(s->user.data, user.data, user.len);
     s->tokens = lcf->burst;
     s->tokens_time = ngx_current_msec;
     ngx_queue_init(&s->rooms);
@@ -113,12 +119,7 @@ ngx_chat_session_handler(ngx_http_request_t *r)
 
     /* this connection among all of the user's: worker and number */
 
-    s->conn.data = ngx_pnalloc(r->pool, NGX_CHAT_WORKER_ID_LEN
-                                        + 1 + NGX_ATOMIC_T_LEN);
-    if (s->conn.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
+    s->conn.data = s->user.data + s->user.len;
     s->conn.len = ngx_sprintf(s->conn.data, "%V#%uA", &ngx_chat_worker_id,
                               r->connection->number)
                   - s->conn.data;

@@ -26,6 +26,8 @@ static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
 static ngx_uint_t ngx_chat_ws_header_has(ngx_http_request_t *r, char *name,
     char *token);
 static ngx_int_t ngx_chat_ws_accept(ngx_chat_ws_t *ws, ngx_str_t *key);
+static void ngx_chat_ws_detach_handler(ngx_event_t *ev);
+static ngx_int_t ngx_chat_ws_detach(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
 static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
@@ -40,7 +42,8 @@ static void ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_flush(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_shutdown(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_cleanup(void *data);
+static void ngx_chat_ws_request_cleanup(void *data);
+static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 
 
 /* one read buffer per worker: messages are handled before the next read */
@@ -240,7 +243,9 @@ ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
     ngx_chat_ws_t       *ws;
     ngx_pool_cleanup_t  *cln;
 
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
+    /* on the connection's pool: the request's is freed after the upgrade */
+
+    ws = ngx_pcalloc(r->connection->pool, sizeof(ngx_chat_ws_t));
     if (ws == NULL) {
         return NULL;
     }
@@ -250,7 +255,7 @@ ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
         return NULL;
     }
 
-    cln->handler = ngx_chat_ws_cleanup;
+    cln->handler = ngx_chat_ws_request_cleanup;
     cln->data = ws;
 
     ws->request = r;
@@ -266,8 +271,9 @@ ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 
 
 /*
- * Sends the 101 response, takes the connection over from the HTTP state
- * machine and handles any frames the client sent along with its request.
+ * Queues the 101 response and takes the connection over from the HTTP
+ * state machine.  The request itself goes in the first event after the
+ * handler has returned, when nginx no longer looks at it.
  */
 
 ngx_int_t
@@ -294,8 +300,8 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
 
     c->log->action = "handling websocket";
     c->idle = 1;
-    c->read->handler = ngx_chat_ws_read_handler;
-    c->write->handler = ngx_chat_ws_write_handler;
+    c->read->handler = ngx_chat_ws_detach_handler;
+    c->write->handler = ngx_chat_ws_detach_handler;
 
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
@@ -305,11 +311,99 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
     ngx_add_timer(c->read, ngx_min(ws->conf->ping_interval,
                                    ws->conf->idle_timeout));
 
-    /* frames may have come with the request: the read handler takes them */
-
     ngx_post_event(c->read, &ngx_posted_events);
 
     return NGX_OK;
+}
+
+
+static void
+ngx_chat_ws_detach_handler(ngx_event_t *ev)
+{
+    ngx_chat_ws_t       *ws;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = ev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (ngx_chat_ws_detach(ws) != NGX_OK) {
+        ngx_chat_ws_finalize(ws);
+        return;
+    }
+
+    ev->handler(ev);
+}
+
+
+/*
+ * A kept HTTP request costs several KB (its pool, the header buffers);
+ * what the WebSocket needs of it has been copied, so it is freed the way
+ * nginx frees one for keep-alive.  The access log line is written now.
+ */
+
+static ngx_int_t
+ngx_chat_ws_detach(ngx_chat_ws_t *ws)
+{
+    size_t                  n;
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
+
+    r = ws->request;
+    c = ws->connection;
+    hc = r->http_connection;
+    rc = NGX_OK;
+
+    /* frames the client sent along with its request */
+
+    b = r->header_in;
+    n = b->last - b->pos;
+
+    if (n) {
+        ws->early = ngx_alloc(n, c->log);
+
+        if (ws->early) {
+            ws->early_len = n;
+            ngx_memcpy(ws->early, b->pos, n);
+
+        } else {
+            rc = NGX_ERROR;
+        }
+    }
+
+    ws->request = NULL;
+
+    ngx_http_free_request(r, 0);
+
+    c->destroyed = 0;
+    c->data = ws;
+    c->log->action = "handling websocket";
+
+    if (c->buffer && ngx_pfree(c->pool, c->buffer->start) == NGX_OK) {
+        c->buffer = NULL;
+    }
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+    hc->free = NULL;
+
+    c->read->handler = ngx_chat_ws_read_handler;
+    c->write->handler = ngx_chat_ws_write_handler;
+
+    return rc;
 }
 
 
@@ -488,16 +582,13 @@ ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws)
 static void
 ngx_chat_ws_read_handler(ngx_event_t *rev)
 {
-    ssize_t              n;
-    ngx_buf_t           *b;
-    ngx_uint_t           i;
-    ngx_chat_ws_t       *ws;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ssize_t            n;
+    ngx_uint_t         i;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = rev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+    ws = c->data;
 
     if (c->close) {
         /* graceful shutdown or reload */
@@ -513,14 +604,16 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
         ngx_chat_ws_timer(ws);
     }
 
-    b = r->header_in;
+    if (ws->early) {
+        ngx_chat_ws_process(ws, ws->early, ws->early + ws->early_len);
 
-    while (b && b->pos < b->last && !ws->closing) {
-        n = ngx_min(b->last - b->pos, NGX_CHAT_WS_READ);
-        ngx_memcpy(ngx_chat_ws_buf, b->pos, n);
-        b->pos += n;
+        ngx_free(ws->early);
+        ws->early = NULL;
 
-        ngx_chat_ws_process(ws, ngx_chat_ws_buf, ngx_chat_ws_buf + n);
+        if (c->error) {
+            ngx_chat_ws_finalize(ws);
+            return;
+        }
     }
 
     for (i = 0; i < NGX_CHAT_WS_READS && !ws->closing; i++) {
@@ -734,13 +827,11 @@ ngx_chat_ws_timer(ngx_chat_ws_t *ws)
 static void
 ngx_chat_ws_write_handler(ngx_event_t *wev)
 {
-    ngx_chat_ws_t       *ws;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = wev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+    ws = c->data;
 
     if (wev->timedout) {
         /* the client did not take the close frame in time */
@@ -923,14 +1014,12 @@ ngx_chat_ws_shutdown(ngx_chat_ws_t *ws)
 static void
 ngx_chat_ws_drain_handler(ngx_event_t *rev)
 {
-    ssize_t              n;
-    ngx_chat_ws_t       *ws;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ssize_t            n;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = rev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+    ws = c->data;
 
     if (rev->timedout || c->close) {
         ngx_chat_ws_finalize(ws);
@@ -956,26 +1045,39 @@ ngx_chat_ws_drain_handler(ngx_event_t *rev)
 static void
 ngx_chat_ws_finalize(ngx_chat_ws_t *ws)
 {
-    ngx_http_request_t  *r;
+    ngx_connection_t  *c;
 
-    r = ws->request;
+    c = ws->connection;
 
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "chat: finalize websocket");
 
-    r->connection->log->action = "closing websocket";
+    c->log->action = "closing websocket";
 
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_chat_ws_cleanup(ws);
+    ngx_http_close_connection(c);
 }
 
 
 static void
-ngx_chat_ws_cleanup(void *data)
+ngx_chat_ws_request_cleanup(void *data)
 {
     ngx_chat_ws_t *ws = data;
 
+    /* the request went before the upgrade was complete */
+
+    if (ws->request) {
+        ngx_chat_ws_cleanup(ws);
+    }
+}
+
+
+static void
+ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
+{
     if (ws->on_cleanup) {
         ws->on_cleanup(ws);
+        ws->on_cleanup = NULL;
     }
 
     ngx_chat_ws_drop_queue(ws);
@@ -990,5 +1092,10 @@ ngx_chat_ws_cleanup(void *data)
     if (ws->msg) {
         ngx_free(ws->msg);
         ws->msg = NULL;
+    }
+
+    if (ws->early) {
+        ngx_free(ws->early);
+        ws->early = NULL;
     }
 }

@@ -29,7 +29,7 @@ struct ngx_chat_out_s {
 
 
 struct ngx_chat_ws_s {
-    ngx_http_request_t         *request;
+    ngx_http_request_t         *request;      /* until the upgrade is done */
     ngx_connection_t           *connection;
     ngx_chat_loc_conf_t        *conf;
 
@@ -45,6 +45,9 @@ struct ngx_chat_ws_s {
     u_char                     *msg;          /* a message in pieces */
     size_t                      msg_len;
     size_t                      msg_size;
+
+    u_char                     *early;        /* sent with the handshake */
+    size_t                      early_len;
 
     ngx_msec_t                  last_read;
 
