@@ -38,6 +38,7 @@ typedef struct {
     ngx_str_t                   postgres;
     ngx_uint_t                  postgres_pool;
     ngx_uint_t                  history_cache;
+    ngx_uint_t                  presence_events_max;
     ngx_str_t                   key_prefix;
     ngx_uint_t                  endpoints;
 } ngx_chat_main_conf_t;

@@ -61,6 +61,7 @@ ngx_chat_store_t  ngx_chat_store_memory = {
 
 
 static ngx_uint_t  ngx_chat_memory_cache;
+static ngx_uint_t  ngx_chat_memory_presence_max;
 static ngx_log_t  *ngx_chat_memory_log;
 
 
@@ -72,6 +73,7 @@ ngx_chat_memory_init_process(ngx_cycle_t *cycle)
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
 
     ngx_chat_memory_cache = cmcf->history_cache;
+    ngx_chat_memory_presence_max = cmcf->presence_events_max;
     ngx_chat_memory_log = cycle->log;
 
     return NGX_OK;
@@ -201,6 +203,14 @@ ngx_chat_memory_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     ngx_uint_t join)
 {
     ngx_chat_frame_t  *f;
+
+    /* in a big room every join would go to every member: N^2 */
+
+    if (ngx_chat_memory_presence_max
+        && room->nmembers > ngx_chat_memory_presence_max)
+    {
+        return;
+    }
 
     if (ngx_chat_hub_user_in_room(room, user, NULL)) {
         return;

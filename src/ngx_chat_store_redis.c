@@ -173,12 +173,14 @@ ngx_chat_store_t  ngx_chat_store_redis = {
  * announce themselves in a registry with an expiry; a live worker that
  * finds a dead one claims it (once) and sweeps only that worker's rooms.
  * KEYS: the room's counts, the room's counts per worker; ARGV: user,
- * "worker\nuser", channel, room.
+ * "worker\nuser", channel, room, chat_presence_events_max.
  */
 
 static ngx_str_t  ngx_chat_redis_pjoin = ngx_string(
     "redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
-    "if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then\n"
+    "if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1\n"
+    "   and (ARGV[5] == '0'\n"
+    "        or redis.call('HLEN', KEYS[1]) <= tonumber(ARGV[5])) then\n"
     "  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'presence',\n"
     "    room = ARGV[4], user = ARGV[1], event = 'join'}))\n"
     "end\n");
@@ -190,12 +192,15 @@ static ngx_str_t  ngx_chat_redis_pleave = ngx_string(
     "if c < 0 then return end\n"
     "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
     "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'presence',\n"
-    "    room = ARGV[4], user = ARGV[1], event = 'leave'}))\n"
+    "  if ARGV[5] == '0'\n"
+    "     or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[5]) then\n"
+    "    redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'presence',\n"
+    "      room = ARGV[4], user = ARGV[1], event = 'leave'}))\n"
+    "  end\n"
     "end\n");
 
 
-/* ARGV: "worker\n", channel, room */
+/* ARGV: "worker\n", channel, room, chat_presence_events_max */
 
 static ngx_str_t  ngx_chat_redis_psweep = ngx_string(
     "local all = redis.call('HGETALL', KEYS[2])\n"
@@ -208,8 +213,12 @@ static ngx_str_t  ngx_chat_redis_psweep = ngx_string(
     "    redis.call('HDEL', KEYS[2], f)\n"
     "    if c > 0 and redis.call('HINCRBY', KEYS[1], user, -c) <= 0 then\n"
     "      redis.call('HDEL', KEYS[1], user)\n"
-    "      redis.call('PUBLISH', ARGV[2], cjson.encode({type = 'presence',\n"
-    "        room = ARGV[3], user = user, event = 'leave'}))\n"
+    "      if ARGV[4] == '0'\n"
+    "         or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[4]) then\n"
+    "        redis.call('PUBLISH', ARGV[2],\n"
+    "          cjson.encode({type = 'presence', room = ARGV[3],\n"
+    "                        user = user, event = 'leave'}))\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n");
@@ -314,6 +323,8 @@ static ngx_uint_t        ngx_chat_redis_cache;
 static u_char            ngx_chat_redis_sha[41];
 static u_char            ngx_chat_redis_keep[NGX_INT_T_LEN];
 static size_t            ngx_chat_redis_keep_len;
+static u_char            ngx_chat_redis_pmax[NGX_INT_T_LEN];
+static size_t            ngx_chat_redis_pmax_len;
 
 
 static ngx_int_t
@@ -335,6 +346,9 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
     ngx_chat_redis_keep_len = ngx_sprintf(ngx_chat_redis_keep, "%ui",
                                           ngx_chat_redis_cache)
                               - ngx_chat_redis_keep;
+    ngx_chat_redis_pmax_len = ngx_sprintf(ngx_chat_redis_pmax, "%ui",
+                                          cmcf->presence_events_max)
+                              - ngx_chat_redis_pmax;
 
     ngx_queue_init(&ngx_chat_redis_rooms);
 
@@ -2085,8 +2099,8 @@ ngx_chat_store_redis_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     u_char       field[NGX_CHAT_WORKER_ID_LEN + 1 + NGX_CHAT_USER_MAX];
     u_char       set[NGX_CHAT_PREFIX_MAX + NGX_CHAT_WORKER_ID_LEN + 16];
     ngx_str_t   *script;
-    const char  *argv[9];
-    size_t       argvlen[9];
+    const char  *argv[10];
+    size_t       argvlen[10];
 
     script = join ? &ngx_chat_redis_pjoin : &ngx_chat_redis_pleave;
 
@@ -2110,8 +2124,10 @@ ngx_chat_store_redis_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     argvlen[7] = ngx_chat_redis_key(channel, &room->node.str, "");
     argv[8] = (char *) room->node.str.data;
     argvlen[8] = room->node.str.len;
+    argv[9] = (char *) ngx_chat_redis_pmax;
+    argvlen[9] = ngx_chat_redis_pmax_len;
 
-    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL, 9, argv,
+    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL, 10, argv,
                                argvlen)
         != NGX_OK
         || !join)
@@ -2310,8 +2326,8 @@ ngx_chat_redis_claimed(redisAsyncContext *ac, void *r, void *privdata)
     size_t       i;
     ngx_str_t    room;
     redisReply  *reply = r, *e;
-    const char  *argv[8];
-    size_t       argvlen[8];
+    const char  *argv[9];
+    size_t       argvlen[9];
 
     if (dead == NULL) {
         return;
@@ -2355,9 +2371,11 @@ ngx_chat_redis_claimed(redisAsyncContext *ac, void *r, void *privdata)
         argvlen[6] = ngx_chat_redis_key(channel, &room, "");
         argv[7] = (char *) room.data;
         argvlen[7] = room.len;
+        argv[8] = (char *) ngx_chat_redis_pmax;
+        argvlen[8] = ngx_chat_redis_pmax_len;
 
         (void) ngx_chat_redis_command(&ngx_chat_redis_cmd, NULL, NULL,
-                                      8, argv, argvlen);
+                                      9, argv, argvlen);
     }
 
     ngx_free(dead);

@@ -1,0 +1,100 @@
+# chat_presence_events_max: presence join/leave events only while the room
+# has at most that many users (connections in memory mode), so that a big
+# room does not send every join to every member; `presence` still lists
+# everyone.  Memory mode and Redis (two instances).
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use ChatTest;
+use ChatTest::Redis;
+use Time::HiRes qw(time sleep);
+
+my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
+
+sub ws { ChatTest::WS->chat($_[0], user => $_[1], ignore => []) }
+
+# the presence events a client got within $t seconds
+sub events {
+    my ($ws, $t) = @_;
+    my @e;
+    my $end = time + $t;
+    while (time < $end) {
+        my $m = $ws->recv_json(timeout => $end - time) or last;
+        push @e, "$m->{user} $m->{event}" if $m->{type} eq 'presence'
+                                              && $m->{event};
+    }
+    return \@e;
+}
+
+sub scenario {
+    my ($label, $A, $B) = @_;
+
+    my $alice = ws($A->port, 'alice');
+    $alice->join_room('big');
+    my @others;
+    for my $u (qw(bob carol)) {
+        my $w = ws($B->port, $u);
+        $w->join_room('big');
+        push @others, $w;
+    }
+    is_deeply(events($alice, 0.5), ['bob join', 'carol join'],
+              "$label: joins while the room has at most 3 users");
+
+    my $dave = ws($B->port, 'dave');
+    $dave->join_room('big');
+    is_deeply(events($alice, 0.5), [],
+              "$label: no event for the 4th user's join");
+
+    my $r = $alice->call({ op => 'presence', room => 'big' });
+    is(join(',', sort @{$r->{users} || []}), 'alice,bob,carol,dave',
+       "$label: presence lists all 4");
+
+    $dave->call({ op => 'leave', room => 'big' });
+    is_deeply(events($alice, 0.5), [],
+              "$label: no event for a leave from 4 users");
+
+    $others[1]->call({ op => 'leave', room => 'big' });
+    is_deeply(events($alice, 0.5), ['carol leave'],
+              "$label: leave event again from 3 users down");
+
+    # other rooms are not affected by the size of this one
+    $alice->join_room('small');
+    $others[0]->join_room('small');
+    is_deeply(events($alice, 0.5), ['bob join'], "$label: small room");
+
+    $_->close_socket for $alice, @others, $dave;
+}
+
+# ---- memory mode
+{
+    my $n = ChatTest->start(server => $LOC,
+                            http => "chat_presence_events_max 3;\n");
+    scenario('memory', $n, $n);
+    $n->stop;
+}
+
+# ---- Redis: two instances
+{
+    my $r = ChatTest::Redis->start;
+    my %o = (server => $LOC, http => "chat_presence_events_max 3;\n");
+    my $A = $r->start_nginx(%o);
+    my $B = $r->start_nginx(%o);
+    scenario('redis', $A, $B);
+    $A->stop;
+    $B->stop;
+}
+
+# ---- the default is no limit, as the protocol says
+{
+    my $n = ChatTest->start(server => $LOC);
+    my $alice = ws($n->port, 'alice');
+    $alice->join_room('r');
+    my @w = map { my $w = ws($n->port, "u$_"); $w->join_room('r'); $w }
+            1 .. 5;
+    is(scalar @{events($alice, 0.5)}, 5, 'default: every join announced');
+    $_->close_socket for $alice, @w;
+    $n->stop;
+}
+
+done_testing;
