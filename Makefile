@@ -7,6 +7,8 @@
 #   make test            the t/ suite
 #   make test-asan       the t/ suite against an ASan+UBSan build
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS
+#   make bench           every benchmark scenario, ngx_chat beside nchan
+#   make bench-smoke     the same scenarios, small (under a minute)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -17,6 +19,10 @@ FUZZ_SECONDS ?= 60
 DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
            redis-server postgresql gcc make perl clang libclang-rt-14-dev
 
+BENCH_PKGS = libnginx-mod-nchan
+
+BENCH_CFLAGS = -O2 -g -Wall -Wextra -Werror
+
 SRCS := config ngx_chat_module.c $(wildcard src/*.c src/*.h)
 
 CC_OPT       = -O2 -g -fPIC
@@ -24,7 +30,7 @@ ASAN_CC_OPT  = -O1 -g -fPIC -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 ASAN_LD_OPT  = -fsanitize=address,undefined
 
-.PHONY: all deps run test test-asan fuzz clean
+.PHONY: all deps bench-deps run test test-asan fuzz bench bench-smoke clean
 
 all: $(BUILD)/ngx_chat_module.so
 
@@ -53,8 +59,16 @@ $(BUILD)/asan/ngx_chat_module.so: $(BUILD)/asan/objs/Makefile $(SRCS)
 	$(MAKE) -s -f $(BUILD)/asan/objs/Makefile -C $(BUILD)/asan/src modules
 	cp $(BUILD)/asan/objs/ngx_chat_module.so $@.tmp && mv $@.tmp $@
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lm
+
+BENCH_BINS = $(BUILD)/bench/chatbench $(BUILD)/bench/floor
+
+deps bench-deps: PKGS = $(DEB_PKGS) $(if $(filter bench-deps,$@),$(BENCH_PKGS))
+
+deps bench-deps:
+	@missing=""; for p in $(PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
 	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -76,6 +90,12 @@ test-asan: deps $(BUILD)/asan/ngx_chat_module.so
 
 fuzz: deps $(BUILD)/nginx/objs/Makefile
 	$(MAKE) -C fuzz BUILD=$(BUILD) SECONDS=$(FUZZ_SECONDS) run
+
+bench: bench-deps all $(BENCH_BINS)
+	perl bench/run.pl
+
+bench-smoke: bench-deps all $(BENCH_BINS)
+	perl bench/run.pl --smoke --out $(BUILD)/bench/results
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,502 @@
+#!/usr/bin/perl
+# make bench / make bench-smoke: every scenario against ngx_chat (with its
+# own Redis and Postgres) and, where the shape applies, against nchan on
+# the same machine in the same run; the CPU floor of one write per
+# delivery; a markdown table to bench/results/.
+#
+#   bench/run.pl [--smoke] [--only idle,fanout,...] [--no-nchan]
+#                [--out DIR] [--bin DIR]
+#
+# Perl core modules only; servers come from t/lib (ChatTest::Redis,
+# ChatTest::Pg), nginx is started here with the configs below.
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Temp ();
+use Getopt::Long;
+use POSIX qw(strftime);
+use Time::HiRes qw(time sleep);
+
+my $REPO;
+BEGIN { $REPO = abs_path(dirname(abs_path(__FILE__)) . '/..') }
+use lib "$REPO/t/lib";
+use ChatTest;
+use ChatTest::Redis;
+use ChatTest::Pg;
+
+my $smoke = 0;
+my $only = '';
+my $no_nchan = 0;
+my $out = "$REPO/bench/results";
+my $bin = "$REPO/build/bench";
+GetOptions('smoke' => \$smoke, 'only=s' => \$only,
+           'no-nchan' => \$no_nchan, 'out=s' => \$out, 'bin=s' => \$bin)
+    or die "usage: $0 [--smoke] [--only a,b] [--no-nchan] [--out DIR]\n";
+
+my $NCHAN = '/usr/lib/nginx/modules/ngx_nchan_module.so';
+my $MODULE = ChatTest::module_path();
+my $NGINX = ChatTest::nginx_bin();
+die "$MODULE not built: run make\n" unless -f $MODULE;
+die "$bin/chatbench not built: run make bench\n" unless -x "$bin/chatbench";
+$no_nchan = 1, warn "nchan not installed ($NCHAN): ngx_chat only\n"
+    unless $no_nchan || -f $NCHAN;
+
+# Sizes: the issue's, and a smoke run of the same shapes under a minute.
+# workers and procs: 20,000 open files per process, so 100K connections
+# take 8 nginx workers and 8 client processes.
+my @SCENARIOS = (
+    {
+        name => 'idle', title => 'idle connections',
+        nchan => 1,
+        full  => { conns => 100000, rooms => 1000, workers => 8,
+                   procs => 8, sources => 8, hold => 5 },
+        smoke => { conns => 2000, rooms => 20, workers => 2, procs => 2,
+                   sources => 2, hold => 1 },
+    },
+    {
+        name => 'fanout', title => 'fan-out',
+        nchan => 1,
+        full  => { conns => 10000, rooms => 100, rate => 1000,
+                   duration => 10, size => 100, workers => 2, procs => 2,
+                   sources => 2 },
+        smoke => { conns => 1000, rooms => 10, rate => 200, duration => 2,
+                   size => 100, workers => 2, procs => 2, sources => 2 },
+    },
+    {
+        name => 'bigroom', title => 'big room',
+        nchan => 1,
+        full  => { conns => 10000, rooms => 1, senders => 4, window => 16,
+                   duration => 10, size => 100, workers => 2, procs => 2,
+                   sources => 2 },
+        smoke => { conns => 1000, rooms => 1, senders => 2, window => 8,
+                   duration => 2, size => 100, workers => 2, procs => 2,
+                   sources => 2 },
+    },
+    {
+        name => 'durable', title => 'durable writes',
+        nchan => 0, postgres_check => 1,
+        full  => { conns => 100, rooms => 100, senders => 100, window => 8,
+                   duration => 10, size => 100, workers => 2, procs => 1,
+                   sources => 1 },
+        smoke => { conns => 10, rooms => 10, senders => 10, window => 4,
+                   duration => 2, size => 100, workers => 2, procs => 1,
+                   sources => 1 },
+    },
+    {
+        name => 'seed', title => 'seed shape',
+        nchan => 1,
+        full  => { conns => 100000, rooms => 10000, senders => 10000,
+                   rate => 2800, duration => 10, size => 500, workers => 8,
+                   procs => 8, sources => 8, hold => 1 },
+        smoke => { conns => 2000, rooms => 200, senders => 200, rate => 280,
+                   duration => 2, size => 500, workers => 2, procs => 2,
+                   sources => 2 },
+    },
+);
+
+my %want = map { $_ => 1 } grep { length } split /,/, $only;
+my $started = time;
+my $date = strftime('%Y-%m-%d %H:%M UTC', gmtime);
+my @report;
+my %res;
+my $failures = 0;
+
+for my $sc (@SCENARIOS) {
+    next if %want && !$want{$sc->{name}};
+    my $p = $smoke ? $sc->{smoke} : $sc->{full};
+    $res{$sc->{name}}{chat} = run_chat($sc, $p);
+    $res{$sc->{name}}{nchan} = run_nchan($sc, $p)
+        if $sc->{nchan} && !$no_nchan;
+}
+
+my %floor;
+if (!%want || $want{floor}) {
+    for my $n ($smoke ? (100, 1000) : (100, 1000, 10000)) {
+        for my $batch (1, 8) {
+            $floor{$n}{$batch} = run_floor($n, $batch);
+        }
+    }
+}
+
+write_report();
+printf STDERR "bench: %d s in all%s\n", time - $started,
+    $failures ? ", $failures check(s) failed" : '';
+exit($failures ? 1 : 0);
+
+
+# ------------------------------------------------------------ scenarios
+
+sub run_chat {
+    my ($sc, $p) = @_;
+    my $redis = ChatTest::Redis->start(unixsocket => 1,
+        args => ['--appendonly', 'yes', '--appendfsync', 'everysec',
+                 '--save', '', '--maxclients', '1000']);
+    my $pg = ChatTest::Pg->start();
+    my $ng = nginx_start(chat_conf($p, $redis, $pg), $p->{workers});
+    wait_backends($ng, $redis, $pg, $p->{workers});
+
+    my @other = ($redis->pid, $pg->cluster_pids);
+    my $r = chatbench($sc, $p, 'chat', $ng, \@other);
+    $r->{server} = 'ngx_chat';
+    $r->{acked_per_s} = int(($r->{acked} // 0) / $p->{duration})
+        if $p->{duration};
+
+    if ($sc->{postgres_check}) {
+        verify_postgres($r, $pg);
+    }
+    if (($r->{lost} // 1) != 0 || ($r->{seq_gaps} // 1) != 0) {
+        warn "bench: $sc->{name}: ngx_chat lost $r->{lost}, "
+            . "$r->{seq_gaps} seq gaps\n";
+        $failures++;
+    }
+
+    nginx_stop($ng);
+    $pg->stop;
+    $redis->stop;
+    return $r;
+}
+
+sub run_nchan {
+    my ($sc, $p) = @_;
+    my $ng = nginx_start(nchan_conf($p), $p->{workers});
+    my $r = chatbench($sc, $p, 'nchan', $ng, []);
+    $r->{server} = 'nchan';
+    nginx_stop($ng);
+    return $r;
+}
+
+sub chatbench {
+    my ($sc, $p, $proto, $ng, $other) = @_;
+    my @args = ("$bin/chatbench", '--proto', $proto, '--port', $ng->{port},
+                '--conns', $p->{conns}, '--rooms', $p->{rooms},
+                '--procs', $p->{procs}, '--sources', $p->{sources},
+                '--room-prefix', "$sc->{name}-",
+                '--server-pids', join(',', @{$ng->{workers}}),
+                '--timeout', 600);
+    push @args, '--other-pids', join(',', @$other) if @$other;
+    push @args, '--rate', $p->{rate} // 0;
+    push @args, '--duration', $p->{duration} // 0;
+    for my $k (qw(senders window size hold)) {
+        push @args, "--$k", $p->{$k} if defined $p->{$k};
+    }
+    print STDERR "bench: $sc->{name} $proto: @args[1 .. $#args]\n";
+
+    my $log = "$ng->{root}/chatbench.err";
+    open(my $fh, '-|', "@args 2>$log") or die "chatbench: $!\n";
+    my %r;
+    while (my $line = <$fh>) {
+        next unless $line =~ s/^RESULT\s+//;
+        %r = map { split /=/, $_, 2 } split ' ', $line;
+    }
+    close $fh;
+    my $rc = $? >> 8;
+    print STDERR ChatTest::_slurp($log) // '';
+    unless (%r) {
+        warn "bench: $sc->{name} $proto: chatbench gave no result "
+            . "(exit $rc)\n";
+        $failures++;
+    }
+    return \%r;
+}
+
+# Every acked message is in Postgres, once, without a gap in any room.
+sub verify_postgres {
+    my ($r, $pg) = @_;
+    my $acked = $r->{acked} // 0;
+    my $t0 = time;
+    my $have = $pg->wait_count($acked, timeout => 120);
+    $r->{pg_rows} = $have;
+    $r->{pg_catchup_s} = sprintf('%.1f', time - $t0);
+    my $bad = $pg->value(
+        "SELECT count(*) FROM (SELECT room FROM chat_messages GROUP BY room"
+        . " HAVING count(*) <> max(seq) OR min(seq) <> 1) g");
+    $r->{pg_rooms_with_gaps} = $bad;
+    if ($have != $acked || $bad != 0) {
+        warn "bench: Postgres holds $have rows for $acked acks, "
+            . "$bad rooms with gaps\n";
+        $failures++;
+    }
+}
+
+sub run_floor {
+    my ($n, $batch) = @_;
+    my $frames = $smoke ? ' --frames ' . int(200000 / $n) : '';
+    my $line = `$bin/floor --conns $n --batch $batch$frames 2>/dev/null`;
+    my %r;
+    %r = map { split /=/, $_, 2 } split ' ', $1
+        if $line && $line =~ /^FLOOR\s+(.*)$/m;
+    unless (%r) {
+        warn "bench: floor --conns $n --batch $batch gave no result\n";
+        $failures++;
+    }
+    printf STDERR "bench: floor N=%d batch=%d: %s us per delivery\n",
+        $n, $batch, $r{us_per_delivery} // '?';
+    return \%r;
+}
+
+
+# ------------------------------------------------------------ nginx
+
+sub common_conf {
+    my ($p, $root, $port) = @_;
+    return <<"EOF";
+worker_processes $p->{workers};
+worker_rlimit_nofile 20000;
+daemon on;
+master_process on;
+pid $root/nginx.pid;
+error_log $root/error.log warn;
+events {
+    worker_connections 19500;
+}
+EOF
+}
+
+sub chat_conf {
+    my ($p, $redis, $pg) = @_;
+    my $url = $redis->unix_url;
+    my $conninfo = $pg->conninfo;
+    return sub {
+        my ($root, $port) = @_;
+        return "load_module $MODULE;\n" . common_conf($p, $root, $port)
+            . <<"EOF";
+http {
+    access_log off;
+    chat_redis $url;
+    chat_postgres "$conninfo";
+    chat_presence_events_max 1000;
+    server {
+        listen 127.0.0.1:$port reuseport backlog=4096;
+        location = /chat {
+            chat;
+            chat_user \$arg_user;
+            chat_rate 100000r/s burst=100000;
+        }
+        location = /status { chat_status; }
+    }
+}
+EOF
+    };
+}
+
+sub nchan_conf {
+    my ($p) = @_;
+    return sub {
+        my ($root, $port) = @_;
+        return "load_module $NCHAN;\n" . common_conf($p, $root, $port)
+            . <<"EOF";
+http {
+    access_log off;
+    nchan_shared_memory_size 1024m;
+    server {
+        listen 127.0.0.1:$port reuseport backlog=4096;
+        keepalive_requests 1000000;
+        location ~ ^/sub/(.+)\$ {
+            nchan_subscriber websocket;
+            nchan_subscriber_first_message newest;
+            nchan_channel_id \$1;
+        }
+        location ~ ^/pub/(.+)\$ {
+            nchan_publisher;
+            nchan_channel_id \$1;
+        }
+    }
+}
+EOF
+    };
+}
+
+sub nginx_start {
+    my ($conf, $workers) = @_;
+    my $root = File::Temp::tempdir('ngx_chat_bench_XXXXXX', TMPDIR => 1);
+    my $port = ChatTest::free_port();
+    open(my $fh, '>', "$root/nginx.conf") or die "$root/nginx.conf: $!\n";
+    print $fh $conf->($root, $port);
+    close $fh;
+    system($NGINX, '-p', "$root/", '-c', "$root/nginx.conf",
+           '-e', "$root/error.log") == 0
+        or die "nginx failed to start:\n"
+             . (ChatTest::_slurp("$root/error.log") // '') . "\n";
+    my $ng = { root => $root, port => $port };
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $m = ChatTest::_slurp("$root/nginx.pid") // '';
+        ($ng->{master}) = $m =~ /(\d+)/;
+        if ($ng->{master}) {
+            my @w = ChatTest::_children_of($ng->{master});
+            if (@w >= $workers) {
+                $ng->{workers} = \@w;
+                last;
+            }
+        }
+        sleep 0.05;
+    }
+    die "nginx workers did not start\n" unless $ng->{workers};
+    ChatTest::wait_port($port, 5) or die "nginx does not listen\n";
+    return $ng;
+}
+
+# Every worker holds its Redis and Postgres connections before the run.
+sub wait_backends {
+    my ($ng, $redis, $pg, $workers) = @_;
+    my $deadline = time + 15;
+    while (time < $deadline) {
+        last if $redis->ready_clients >= 2 * $workers
+                && $pg->backends >= 2 * $workers;
+        sleep 0.1;
+    }
+}
+
+sub nginx_stop {
+    my ($ng) = @_;
+    kill 'QUIT', $ng->{master};
+    my $deadline = time + 15;
+    while (time < $deadline && kill 0, $ng->{master}) {
+        sleep 0.05;
+    }
+    kill 'KILL', $ng->{master}, @{$ng->{workers}} if kill 0, $ng->{master};
+    my $log = ChatTest::_slurp("$ng->{root}/error.log") // '';
+    my @bad = grep { /\[(?:alert|crit|emerg)\]|exited on signal/ }
+              split /\n/, $log;
+    if (@bad) {
+        warn "bench: nginx error log:\n" . join("\n", @bad[0 .. 9]) . "\n";
+        $failures++;
+    }
+    remove_tree($ng->{root});
+}
+
+
+# ------------------------------------------------------------ report
+
+sub fmt {
+    my ($v, $unit) = @_;
+    return '-' unless defined $v && length $v;
+    return $v unless $v =~ /^-?[\d.]+$/;
+    return sprintf('%.1f', $v / 1000) . ' ms' if ($unit // '') eq 'ms';
+    return sprintf('%.2f', $v / 1024) . ' KB' if ($unit // '') eq 'KB';
+    return sprintf('%.2f', $v) if $v =~ /\./;
+    1 while $v =~ s/^(\d+)(\d{3})/$1,$2/;
+    return $v;
+}
+
+sub ratio {
+    my ($a, $b) = @_;
+    return '-' unless defined $a && defined $b && $a =~ /^[\d.]+$/
+                      && $b =~ /^[\d.]+$/ && $b > 0;
+    return sprintf('%.2fx', $a / $b);
+}
+
+sub floor_at {
+    my ($n) = @_;
+    my @have = sort { $a <=> $b } keys %floor;
+    return undef unless @have;
+    my ($best) = sort { abs($a - $n) <=> abs($b - $n) } @have;
+    return $floor{$best}{1}{us_per_delivery};
+}
+
+sub row {
+    my ($sc, $label, $key, $unit, $target) = @_;
+    my $c = $res{$sc}{chat} or return ();
+    my $n = $res{$sc}{nchan};
+    my $cv = $c->{$key};
+    my $nv = $n ? $n->{$key} : undef;
+    return sprintf("| %s | %s | %s | %s | %s | %s |\n", $sc, $label,
+                   fmt($cv, $unit), fmt($nv, $unit),
+                   $n ? ratio($cv, $nv) : '-', $target // '');
+}
+
+sub write_report {
+    my $kind = $smoke ? 'smoke' : 'full';
+    my $host = `uname -srm`;
+    chomp $host;
+    my $cpu = (grep { /^model name/ } split /\n/,
+               ChatTest::_slurp('/proc/cpuinfo') // '')[0] // '';
+    $cpu =~ s/^model name\s*:\s*//;
+    my $ncpu = () = grep { /^processor/ } split /\n/,
+                    ChatTest::_slurp('/proc/cpuinfo') // '';
+
+    my $md = "# ngx_chat benchmark ($kind), $date\n\n"
+        . "Machine: $host, $ncpu x $cpu; client and servers share the "
+        . "cores. ngx_chat runs with Redis (AOF everysec) and Postgres "
+        . "(fsync off), nchan with its own shared memory.\n\n"
+        . "| scenario | metric | ngx_chat | nchan | ratio | target |\n"
+        . "| --- | --- | --- | --- | --- | --- |\n";
+
+    $md .= row('idle', 'connections', 'ready');
+    $md .= row('idle', 'userland RSS per connection', 'rss_per_conn_b',
+               'KB', '<= 4 KB');
+    $md .= row('idle', 'handshakes/s', 'handshake_per_s');
+    for my $sc (qw(fanout bigroom seed)) {
+        $md .= row($sc, 'deliveries/s', 'deliveries_per_s',
+                   undef, $sc eq 'bigroom' ? '>= 400,000' : '');
+        $md .= row($sc, 'latency p50', 'lat_p50_us', 'ms');
+        $md .= row($sc, 'latency p99', 'lat_p99_us', 'ms',
+                   $sc eq 'fanout' ? '<= 5 ms'
+                   : $sc eq 'seed' ? '<= 10 ms' : '');
+        $md .= row($sc, 'latency max', 'lat_max_us', 'ms');
+        $md .= row($sc, 'lost', 'lost', undef,
+                   $sc eq 'bigroom' ? '' : '0');
+        $md .= row($sc, 'nginx CPU us per delivery', 'cpu_us_per_delivery',
+                   undef, $sc eq 'fanout' ? '<= 1.2x floor' : '');
+        $md .= row($sc, 'slow-consumer closes', 'closes_1013');
+    }
+    $md .= row('durable', 'acked messages/s', 'acked_per_s', undef,
+               '>= 20,000');
+    $md .= row('durable', 'rows in Postgres / acked', 'pg_rows');
+    $md .= row('durable', 'Postgres caught up after', 'pg_catchup_s');
+
+    $md .= "\nCPU per delivery against the floor (one write() of a "
+        . "100-byte frame per delivery to N loopback connections, "
+        . "bench/floor.c):\n\n"
+        . "| N | floor, write per frame | floor, writev of 8 | "
+        . "scenario | ngx_chat | x floor | nchan | x floor |\n"
+        . "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    for my $sc (qw(fanout bigroom seed)) {
+        my $c = $res{$sc}{chat} or next;
+        my $n = $res{$sc}{nchan} // {};
+        my $conns = $c->{conns};
+        my $f = floor_at($conns);
+        my ($fn) = sort { abs($a - $conns) <=> abs($b - $conns) }
+                   keys %floor;
+        $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+            fmt($fn), fmt($f),
+            fmt($fn ? $floor{$fn}{8}{us_per_delivery} : undef), $sc,
+            fmt($c->{cpu_us_per_delivery}),
+            ratio($c->{cpu_us_per_delivery}, $f),
+            fmt($n->{cpu_us_per_delivery}),
+            ratio($n->{cpu_us_per_delivery}, $f));
+    }
+
+    $md .= "\nEvery run, as chatbench reported it (cpu in ms; "
+        . "other = Redis + Postgres):\n\n"
+        . "| scenario | server | conns | sent | delivered | lost | "
+        . "server cpu | other cpu | client cpu | RSS base -> held KB | "
+        . "errors |\n"
+        . "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
+        . "--- |\n";
+    for my $sc (map { $_->{name} } @SCENARIOS) {
+        for my $s (qw(chat nchan)) {
+            my $r = $res{$sc}{$s} or next;
+            $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                           . "| %s -> %s | %s |\n", $sc, $r->{server},
+                fmt($r->{ready}), fmt($r->{sent}), fmt($r->{delivered}),
+                fmt($r->{lost}), fmt($r->{server_cpu_ms}),
+                fmt($r->{other_cpu_ms}), fmt($r->{client_cpu_ms}),
+                fmt($r->{server_rss_base_kb}), fmt($r->{server_rss_held_kb}),
+                fmt($r->{errors}));
+        }
+    }
+
+    make_path($out);
+    my $stamp = strftime('%Y%m%d-%H%M', gmtime);
+    my $file = "$out/$stamp-$kind.md";
+    for my $f ($file, "$out/latest-$kind.md") {
+        open(my $fh, '>', $f) or die "$f: $!\n";
+        print $fh $md;
+        close $fh;
+    }
+    print $md;
+    print STDERR "bench: written to $file\n";
+}
