@@ -957,6 +957,21 @@ ngx_chat_redis_join_pg(ngx_chat_store_op_t *op)
 
     op->next = ngx_chat_redis_join_pg;
 
+    room = op->room;
+    rr = room->store;
+
+    /*
+     * The seq key is missing.  Postgres knows the last seq; but a worker
+     * that holds the room has learned it already and has seen every later
+     * message, so only a room's first join here asks (a room nobody has
+     * written to yet would otherwise send every join to Postgres).
+     */
+
+    if (op->pg_seq && rr && rr->known) {
+        op->pg_seq = 0;
+        op->seq = room->seq;
+    }
+
     if (op->pg_seq) {
         op->pg_seq = 0;
 
@@ -968,9 +983,6 @@ ngx_chat_redis_join_pg(ngx_chat_store_op_t *op)
 
         return;
     }
-
-    room = op->room;
-    rr = room->store;
 
     if (rr && !rr->known) {
         rr->known = 1;
