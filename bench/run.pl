@@ -5,7 +5,9 @@
 # delivery; a markdown table to bench/results/.
 #
 #   bench/run.pl [--smoke] [--only idle,fanout,...] [--no-nchan]
-#                [--out DIR] [--bin DIR]
+#                [--out DIR] [--bin DIR] [--keep]
+#
+# --keep leaves each nginx's directory (config, error log) under TMPDIR.
 #
 # Perl core modules only; servers come from t/lib (ChatTest::Redis,
 # ChatTest::Pg), nginx is started here with the configs below.
@@ -31,7 +33,8 @@ my $only = '';
 my $no_nchan = 0;
 my $out = "$REPO/bench/results";
 my $bin = "$REPO/build/bench";
-GetOptions('smoke' => \$smoke, 'only=s' => \$only,
+my $keep = 0;
+GetOptions('smoke' => \$smoke, 'only=s' => \$only, 'keep' => \$keep,
            'no-nchan' => \$no_nchan, 'out=s' => \$out, 'bin=s' => \$bin)
     or die "usage: $0 [--smoke] [--only a,b] [--no-nchan] [--out DIR]\n";
 
@@ -174,7 +177,7 @@ sub chatbench {
                 '--procs', $p->{procs}, '--sources', $p->{sources},
                 '--room-prefix', "$sc->{name}-",
                 '--server-pids', join(',', @{$ng->{workers}}),
-                '--timeout', 600);
+                '--timeout', 600, '--connect-timeout', 120);
     push @args, '--other-pids', join(',', @$other) if @$other;
     push @args, '--rate', $p->{rate} // 0;
     push @args, '--duration', $p->{duration} // 0;
@@ -364,7 +367,11 @@ sub nginx_stop {
         warn "bench: nginx error log:\n" . join("\n", @bad[0 .. 9]) . "\n";
         $failures++;
     }
-    remove_tree($ng->{root});
+    if ($keep) {
+        print STDERR "bench: kept $ng->{root}\n";
+    } else {
+        remove_tree($ng->{root});
+    }
 }
 
 
