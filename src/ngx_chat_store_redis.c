@@ -139,6 +139,8 @@ static void ngx_chat_redis_reseed(ngx_chat_store_op_t *op);
 static void ngx_chat_redis_seed_wait(ngx_chat_redis_room_t *rr,
     ngx_chat_store_op_t *op);
 static void ngx_chat_redis_reseed_max(PGresult *res, void *data);
+static ngx_int_t ngx_chat_redis_seed_key(ngx_str_t *room, char *seq,
+    size_t len, redisCallbackFn *fn, void *data);
 static void ngx_chat_redis_seeded(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_history_reply(redisAsyncContext *ac, void *r,
@@ -1093,6 +1095,19 @@ ngx_chat_redis_pg_result(PGresult *res, void *data)
         op->seq = (n == 1) ? (uint64_t) ngx_atoof((u_char *) PQgetvalue(res,
                                    0, 0), PQgetlength(res, 0, 0))
                            : 0;
+
+        /*
+         * What Postgres said goes back into Redis, so that the room's
+         * joins on other workers need not ask again; never lowers it.
+         */
+
+        if (n == 1) {
+            (void) ngx_chat_redis_seed_key(&op->room->node.str,
+                                           PQgetvalue(res, 0, 0),
+                                           PQgetlength(res, 0, 0), NULL,
+                                           NULL);
+        }
+
         op->next(op);
         return;
     }
@@ -1783,11 +1798,7 @@ ngx_chat_redis_reseed_max(PGresult *res, void *data)
 {
     ngx_chat_room_t *room = data;
 
-    char        *max;
-    u_char       seq_key[NGX_CHAT_REDIS_KEY_MAX];
-    u_char       recent[NGX_CHAT_REDIS_KEY_MAX];
-    const char  *argv[6];
-    size_t       argvlen[6];
+    char  *max;
 
     room->refs--;
 
@@ -1804,21 +1815,8 @@ ngx_chat_redis_reseed_max(PGresult *res, void *data)
                   "chat: room \"%V\": seq missing in Redis, going on from "
                   "%s", &room->node.str, max);
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = (char *) ngx_chat_redis_seed.data;
-    argvlen[1] = ngx_chat_redis_seed.len;
-    argv[2] = "2";
-    argvlen[2] = 1;
-    argv[3] = (char *) seq_key;
-    argvlen[3] = ngx_chat_redis_key(seq_key, &room->node.str, ":seq");
-    argv[4] = (char *) recent;
-    argvlen[4] = ngx_chat_redis_key(recent, &room->node.str, ":recent");
-    argv[5] = max;
-    argvlen[5] = ngx_strlen(max);
-
-    if (ngx_chat_redis_command(&ngx_chat_redis_cmd, ngx_chat_redis_seeded,
-                               room, 6, argv, argvlen)
+    if (ngx_chat_redis_seed_key(&room->node.str, max, ngx_strlen(max),
+                                ngx_chat_redis_seeded, room)
         != NGX_OK)
     {
         ngx_chat_redis_seeded(NULL, NULL, room);
@@ -1826,6 +1824,35 @@ ngx_chat_redis_reseed_max(PGresult *res, void *data)
     }
 
     room->refs++;
+}
+
+
+/* sets a room's seq key to at least seq (Postgres' last) */
+
+static ngx_int_t
+ngx_chat_redis_seed_key(ngx_str_t *room, char *seq, size_t len,
+    redisCallbackFn *fn, void *data)
+{
+    u_char       seq_key[NGX_CHAT_REDIS_KEY_MAX];
+    u_char       recent[NGX_CHAT_REDIS_KEY_MAX];
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) ngx_chat_redis_seed.data;
+    argvlen[1] = ngx_chat_redis_seed.len;
+    argv[2] = "2";
+    argvlen[2] = 1;
+    argv[3] = (char *) seq_key;
+    argvlen[3] = ngx_chat_redis_key(seq_key, room, ":seq");
+    argv[4] = (char *) recent;
+    argvlen[4] = ngx_chat_redis_key(recent, room, ":recent");
+    argv[5] = seq;
+    argvlen[5] = len;
+
+    return ngx_chat_redis_command(&ngx_chat_redis_cmd, fn, data, 6, argv,
+                                  argvlen);
 }
 
 

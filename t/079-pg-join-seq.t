@@ -2,7 +2,8 @@
 # room's last seq, but only the room's first join on a worker does: the
 # worker then holds the room and has seen every later message.  Without
 # this, every join of a room nobody wrote to yet went to Postgres, and a
-# crowd joining overflowed the query queue into `unavailable`.
+# crowd joining overflowed the query queue into `unavailable`.  What
+# Postgres said is written back to the seq key, for the other workers.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -54,6 +55,24 @@ my $again = ChatTest::WS->chat($port, user => 'again');
 is($again->join_room('quiet')->{seq}, 1, 'rejoin after everyone left: 1');
 is(asked() - $before, 1, 'and that first join read Postgres once');
 $again->close_socket;
+
+# what Postgres said goes back into Redis: another instance does not ask
+{
+    my $m = $pg->start_nginx($r, pool => 2, workers => 1, server => $LOC);
+    $before = asked();
+    my $x = ChatTest::WS->chat($port, user => 'x');
+    is($x->join_room('other')->{seq}, 0, 'a new room on one instance');
+    sleep 0.2;
+    is(($r->cmd('GET', 'chat:{other}:seq'))[0] // 'nil', '0',
+       'its seq key set from Postgres (0)');
+    my $y = ChatTest::WS->chat($m->port, user => 'y');
+    is($y->join_room('other')->{seq}, 0, 'joined on the other instance');
+    is(asked() - $before, 1, 'one Postgres read for both instances');
+    my $ack = $y->call({ op => 'send', room => 'other', text => 'hi' });
+    is($ack && $ack->{seq}, 1, 'and the first message gets seq 1');
+    $_->close_socket for $x, $y;
+    $m->stop;
+}
 
 $n->stop;
 done_testing;
