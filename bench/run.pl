@@ -92,7 +92,7 @@ my @SCENARIOS = (
         nchan => 1,
         full  => { conns => 100000, rooms => 10000, senders => 10000,
                    rate => 2800, duration => 10, size => 500, workers => 8,
-                   procs => 8, sources => 8, hold => 1 },
+                   procs => 8, sources => 8, hold => 15 },
         smoke => { conns => 2000, rooms => 200, senders => 200, rate => 280,
                    duration => 2, size => 500, workers => 2, procs => 2,
                    sources => 2 },
