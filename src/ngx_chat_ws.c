@@ -36,6 +36,7 @@ static ngx_int_t ngx_chat_ws_data(ngx_chat_ws_t *ws,
     ngx_chat_frame_event_t *ev);
 static void ngx_chat_ws_control(ngx_chat_ws_t *ws,
     ngx_chat_frame_event_t *ev);
+static ngx_msec_t ngx_chat_ws_ping_after(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_timer(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
 static void ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws);
@@ -49,6 +50,9 @@ static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 /* one read buffer per worker: messages are handled before the next read */
 static u_char           ngx_chat_ws_buf[NGX_CHAT_WS_READ];
 static ngx_chat_out_t  *ngx_chat_ws_free_out;
+
+/* every ping is the same two bytes: one frame per worker, never freed */
+static ngx_chat_frame_t  *ngx_chat_ws_ping;
 
 
 ngx_int_t
@@ -321,7 +325,7 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
     }
 
     ws->last_read = ngx_current_msec;
-    ngx_add_timer(c->read, ngx_min(ws->conf->ping_interval,
+    ngx_add_timer(c->read, ngx_min(ngx_chat_ws_ping_after(ws),
                                    ws->conf->idle_timeout));
 
     ngx_post_event(c->read, &ngx_posted_events);
@@ -801,13 +805,35 @@ ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
 
 /* one timer per connection serves both the ping and the idle timeout */
 
+/*
+ * Clients that connected together (after a restart, say) would be pinged
+ * together, every interval, for as long as they stay: the first ping of a
+ * connection comes up to half an interval early, spread by its number.
+ */
+
+static ngx_msec_t
+ngx_chat_ws_ping_after(ngx_chat_ws_t *ws)
+{
+    ngx_msec_t  ping;
+
+    ping = ws->conf->ping_interval;
+
+    if (ws->pinged) {
+        return ping;
+    }
+
+    return ping - (ngx_msec_t) ((ws->connection->number * 2654435761u)
+                                % (ping / 2 + 1));
+}
+
+
 static void
 ngx_chat_ws_timer(ngx_chat_ws_t *ws)
 {
-    ngx_msec_t         silent, next;
-    ngx_chat_frame_t  *f;
+    ngx_msec_t  silent, next, ping;
 
     silent = ngx_current_msec - ws->last_read;
+    ping = ngx_chat_ws_ping_after(ws);
 
     if (silent >= ws->conf->idle_timeout) {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
@@ -816,21 +842,25 @@ ngx_chat_ws_timer(ngx_chat_ws_t *ws)
         return;
     }
 
-    if (silent >= ws->conf->ping_interval && !ws->ping_sent) {
-        f = ngx_chat_frame_control(NGX_CHAT_OP_PING, NULL, 0,
-                                   ws->connection->log);
-        if (f) {
-            (void) ngx_chat_ws_send(ws, f);
-            ngx_chat_frame_unref(f);
+    if (silent >= ping && !ws->ping_sent) {
+
+        if (ngx_chat_ws_ping == NULL) {
+            ngx_chat_ws_ping = ngx_chat_frame_control(NGX_CHAT_OP_PING, NULL,
+                                                      0, ngx_cycle->log);
+        }
+
+        if (ngx_chat_ws_ping) {
+            (void) ngx_chat_ws_send(ws, ngx_chat_ws_ping);
         }
 
         ws->ping_sent = 1;
+        ws->pinged = 1;
     }
 
     next = ws->conf->idle_timeout - silent;
 
-    if (!ws->ping_sent && ws->conf->ping_interval - silent < next) {
-        next = ws->conf->ping_interval - silent;
+    if (!ws->ping_sent && ping - silent < next) {
+        next = ping - silent;
     }
 
     ngx_add_timer(ws->connection->read, next);

@@ -54,6 +54,7 @@ struct ngx_chat_ws_s {
     unsigned                    closing:1;    /* close frame queued */
     unsigned                    shut:1;       /* writes shut down */
     unsigned                    ping_sent:1;
+    unsigned                    pinged:1;     /* the first ping went */
 
     ngx_chat_frame_parser_t     parser;
 };

@@ -59,8 +59,8 @@ while (time < $t0 + 6) {
 
 # silent client: pinged after ~1 s, closed after ~3 s
 ok(defined $first_ping{silent}, 'silent client receives a ping');
-ok(defined $first_ping{silent} && $first_ping{silent} > 0.5
-   && $first_ping{silent} < 2.5, 'first ping after ~1 s')
+ok(defined $first_ping{silent} && $first_ping{silent} > 0.45
+   && $first_ping{silent} < 2.5, 'first ping after 0.5 to 1 s')
     or diag("first ping at " . ($first_ping{silent} // 'never'));
 ok(defined $close_at{silent} && $close_at{silent} > 2.5
    && $close_at{silent} < 5, 'silent client closed after ~3 s')
@@ -87,6 +87,46 @@ ok($talker->alive, 'talker still works');
 # defaults (20 s / 60 s): no ping, no close within 6 s
 ok(!$close_at{default}, 'default timers: still connected after 6 s');
 ok(!defined $first_ping{default}, 'default timers: no ping within 6 s');
+
+$_->close_socket for $silent, $ponger, $talker, $echo_silent, $dflt;
+
+# clients connected together are not pinged together: each one's first
+# ping comes up to half an interval early, spread by connection
+{
+    my $m = ChatTest->start(server => <<'EOF2');
+location = /chat {
+    chat;
+    chat_user $arg_user;
+    chat_ping_interval 2s;
+    chat_idle_timeout 10s;
+}
+EOF2
+    my $t1 = time;
+    my @c = map { ChatTest::WS->chat($m->port, user => "c$_") } 1 .. 40;
+    note(sprintf("40 connected in %.2f s", time - $t1));
+    my %first;
+    while (time < $t1 + 3.5 && keys %first < @c) {
+        ChatTest::WS::pump(\@c, timeout => 0.05);
+        for my $i (0 .. $#c) {
+            next if defined $first{$i};
+            while (my $f = $c[$i]->recv_frame(timeout => 0)) {
+                if ($f->{opcode} == 9) {
+                    $first{$i} = time - $t1;
+                    last;
+                }
+            }
+        }
+    }
+    is(scalar keys %first, 40, '40 clients connected at once all pinged');
+    my @t = sort { $a <=> $b } values %first;
+    ok(@t && $t[0] > 0.9 && $t[-1] < 2.6,
+       'first pings between half an interval and one')
+        or diag("first pings from $t[0] to $t[-1] s");
+    ok(@t && $t[-1] - $t[0] > 0.6, 'and spread out, not all at once')
+        or diag("first pings from $t[0] to $t[-1] s");
+    $_->close_socket for @c;
+    $m->stop;
+}
 
 $n->stop;
 done_testing;
