@@ -299,6 +299,7 @@ http {
         location ~ ^/sub/(.+)\$ {
             nchan_subscriber websocket;
             nchan_subscriber_first_message newest;
+            nchan_websocket_ping_interval 20;
             nchan_channel_id \$1;
         }
         location ~ ^/pub/(.+)\$ {
