@@ -102,7 +102,7 @@ my @SCENARIOS = (
 my %want = map { $_ => 1 } grep { length } split /,/, $only;
 my $started = time;
 my $date = strftime('%Y-%m-%d %H:%M UTC', gmtime);
-my @report;
+my @notes;
 my %res;
 my $failures = 0;
 
@@ -143,6 +143,7 @@ sub run_chat {
     my @other = ($redis->pid, $pg->cluster_pids);
     my $r = chatbench($sc, $p, 'chat', $ng, \@other);
     $r->{server} = 'ngx_chat';
+    $r->{scenario} = $sc->{name};
     $r->{acked_per_s} = int(($r->{acked} // 0) / $p->{duration})
         if $p->{duration};
 
@@ -155,7 +156,7 @@ sub run_chat {
         $failures++;
     }
 
-    nginx_stop($ng);
+    nginx_stop($ng, $r);
     $pg->stop;
     $redis->stop;
     return $r;
@@ -165,8 +166,9 @@ sub run_nchan {
     my ($sc, $p) = @_;
     my $ng = nginx_start(nchan_conf($p), $p->{workers});
     my $r = chatbench($sc, $p, 'nchan', $ng, []);
+    $r->{scenario} = $sc->{name};
     $r->{server} = 'nchan';
-    nginx_stop($ng);
+    nginx_stop($ng, $r);
     return $r;
 }
 
@@ -353,8 +355,10 @@ sub wait_backends {
     }
 }
 
+# Stops nginx; its alerts and crashes fail the run for ngx_chat and go to
+# the report for nchan (not ours to fix).
 sub nginx_stop {
-    my ($ng) = @_;
+    my ($ng, $r) = @_;
     kill 'QUIT', $ng->{master};
     my $deadline = time + 15;
     while (time < $deadline && kill 0, $ng->{master}) {
@@ -365,8 +369,13 @@ sub nginx_stop {
     my @bad = grep { /\[(?:alert|crit|emerg)\]|exited on signal/ }
               split /\n/, $log;
     if (@bad) {
-        warn "bench: nginx error log:\n" . join("\n", @bad[0 .. 9]) . "\n";
-        $failures++;
+        splice(@bad, 10) if @bad > 10;
+        warn "bench: $r->{server} error log:\n" . join("\n", @bad) . "\n";
+        if ($r->{server} eq 'ngx_chat') {
+            $failures++;
+        } else {
+            push @notes, "$r->{server}, $r->{scenario}: " . join('; ', @bad);
+        }
     }
     if ($keep) {
         print STDERR "bench: kept $ng->{root}\n";
@@ -495,6 +504,11 @@ sub write_report {
                 fmt($r->{server_rss_base_kb}), fmt($r->{server_rss_held_kb}),
                 fmt($r->{errors}));
         }
+    }
+
+    if (@notes) {
+        $md .= "\nIn the servers' error logs:\n\n"
+            . join('', map { "- $_\n" } @notes);
     }
 
     make_path($out);
