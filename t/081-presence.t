@@ -16,18 +16,7 @@ my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
 
 sub ws { ChatTest::WS->chat($_[0], user => $_[1], ignore => []) }
 
-# the presence events a client got within $t seconds
-sub events {
-    my ($ws, $t) = @_;
-    my @e;
-    my $end = time + $t;
-    while (time < $end) {
-        my $m = $ws->recv_json(timeout => $end - time) or last;
-        push @e, "$m->{user} $m->{event}" if $m->{type} eq 'presence'
-                                              && $m->{event};
-    }
-    return \@e;
-}
+sub events { $_[0]->presence_events($_[1]) }
 
 # waits until $ws got the presence event "$user $event"
 sub got {

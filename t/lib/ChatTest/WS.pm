@@ -509,6 +509,20 @@ sub collect {
     return @got;
 }
 
+# The presence events ("user join", "user leave") that arrive within
+# $t seconds, other messages dropped.
+sub presence_events {
+    my ($self, $t) = @_;
+    my @e;
+    my $end = time + $t;
+    while (time < $end) {
+        my $m = $self->recv_json(timeout => $end - time) or last;
+        push @e, "$m->{user} $m->{event}" if $m->{type} eq 'presence'
+                                              && $m->{event};
+    }
+    return \@e;
+}
+
 # Everything (queued or arriving) within timeout.
 sub drain {
     my ($self, %o) = @_;
