@@ -17,6 +17,7 @@ package ChatTest::WS;
 #   $ws->call(\%request)            sends with an id, waits for its reply
 #   $ws->collect(n => 10, type => 'message', timeout => 5)
 #   $ws->drain(timeout => 0.5)      every message arriving in that time
+#   $ws->presence_events(0.5)       ["bob join", ...] arriving in that time
 #   ChatTest::WS::pump(\@clients, timeout => 0.2)  read many at once
 #   $ws->expect_close(timeout => 5) code (1005 for an empty close payload,
 #                                   undef without close frame), reason;
