@@ -150,9 +150,12 @@ sub run_chat {
     if ($sc->{postgres_check}) {
         verify_postgres($r, $pg);
     }
-    if (($r->{lost} // 1) != 0 || ($r->{seq_gaps} // 1) != 0) {
-        warn "bench: $sc->{name}: ngx_chat lost $r->{lost}, "
-            . "$r->{seq_gaps} seq gaps\n";
+    if (($r->{lost} // 1) != 0 || ($r->{seq_gaps} // 1) != 0
+        || ($r->{ready} // 0) != $p->{conns} || ($r->{errors} // 1) != 0)
+    {
+        warn "bench: $sc->{name}: ngx_chat: "
+            . join(' ', map { "$_=" . ($r->{$_} // '?') }
+                        qw(ready lost seq_gaps errors)) . "\n";
         $failures++;
     }
 
