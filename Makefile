@@ -65,10 +65,9 @@ $(BUILD)/bench/%: bench/%.c
 
 BENCH_BINS = $(BUILD)/bench/chatbench $(BUILD)/bench/floor
 
-deps bench-deps: PKGS = $(DEB_PKGS) $(if $(filter bench-deps,$@),$(BENCH_PKGS))
-
-deps bench-deps:
-	@missing=""; for p in $(PKGS); do \
+# $(1): Debian packages; installs those missing
+define ngx_chat_install
+	@missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
 	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -77,6 +76,13 @@ deps bench-deps:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 	        apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call ngx_chat_install,$(DEB_PKGS))
+
+bench-deps:
+	$(call ngx_chat_install,$(DEB_PKGS) $(BENCH_PKGS))
 
 run: deps all
 	conf/run-demo.sh $(BUILD) $(NGINX_BIN)
