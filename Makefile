@@ -17,7 +17,8 @@ BUILD       := $(CURDIR)/build
 FUZZ_SECONDS ?= 60
 
 DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
-           redis-server postgresql gcc make perl clang libclang-rt-14-dev
+           redis-server postgresql gcc make perl clang libclang-rt-14-dev \
+           openssl
 
 BENCH_PKGS = libnginx-mod-nchan
 
