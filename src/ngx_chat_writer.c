@@ -63,7 +63,29 @@ static void ngx_chat_writer_timer_handler(ngx_event_t *ev);
 static void ngx_chat_writer_free(ngx_chat_writer_batch_t *b);
 
 
+/*
+ * Housekeeping every 2 periods.  A consumer that holds nothing, has not
+ * read for ARGV[2] ms and whose worker has left the workers' registry
+ * (KEYS[2], expiry times) is a gone worker's: deleted, or every restart
+ * would leave one behind.  Then the stream is trimmed up to the oldest
+ * entry not yet acknowledged.
+ */
+
 static ngx_str_t  ngx_chat_writer_trim = ngx_string(
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1],\n"
+    "                              ARGV[1])) do\n"
+    "  local f = {}\n"
+    "  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+    "  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then\n"
+    "    local live = redis.call('ZSCORE', KEYS[2], f['name'])\n"
+    "    if not live or tonumber(live) < now then\n"
+    "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1],\n"
+    "                 f['name'])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
     "local function id(s)\n"
     "  local a, b = string.match(s, '(%d+)-(%d+)')\n"
     "  return tonumber(a), tonumber(b)\n"
@@ -89,6 +111,7 @@ static ngx_chat_redis_t          ngx_chat_writer_link;
 static ngx_event_t               ngx_chat_writer_timer;
 static ngx_chat_writer_batch_t  *ngx_chat_writer_pending;
 static ngx_str_t                 ngx_chat_writer_stream;
+static ngx_str_t                 ngx_chat_writer_workers;
 static ngx_str_t                 ngx_chat_writer_consumer;
 static ngx_msec_t                ngx_chat_writer_claimed;
 static ngx_msec_t                ngx_chat_writer_trimmed_at;
@@ -101,7 +124,8 @@ ngx_chat_writer_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 {
     u_char  *p;
 
-    p = ngx_alloc(cmcf->key_prefix.len + sizeof(":stream"), cycle->log);
+    p = ngx_alloc(2 * cmcf->key_prefix.len + sizeof(":stream:workers"),
+                  cycle->log);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -110,6 +134,13 @@ ngx_chat_writer_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     p = ngx_cpymem(p, cmcf->key_prefix.data, cmcf->key_prefix.len);
     p = ngx_cpymem(p, ":stream", sizeof(":stream") - 1);
     ngx_chat_writer_stream.len = p - ngx_chat_writer_stream.data;
+
+    /* the registry that room presence keeps of live workers */
+
+    ngx_chat_writer_workers.data = p;
+    p = ngx_cpymem(p, cmcf->key_prefix.data, cmcf->key_prefix.len);
+    p = ngx_cpymem(p, ":workers", sizeof(":workers") - 1);
+    ngx_chat_writer_workers.len = p - ngx_chat_writer_workers.data;
 
     ngx_chat_writer_consumer = ngx_chat_worker_id;
 
@@ -682,23 +713,27 @@ ngx_chat_writer_trimmed(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_chat_writer_trim_stream(void)
 {
-    const char  *argv[5];
-    size_t       argvlen[5];
+    const char  *argv[7];
+    size_t       argvlen[7];
 
     argv[0] = "EVAL";
     argvlen[0] = 4;
     argv[1] = (char *) ngx_chat_writer_trim.data;
     argvlen[1] = ngx_chat_writer_trim.len;
-    argv[2] = "1";
+    argv[2] = "2";
     argvlen[2] = 1;
     argv[3] = (char *) ngx_chat_writer_stream.data;
     argvlen[3] = ngx_chat_writer_stream.len;
-    argv[4] = NGX_CHAT_WRITER_GROUP;
-    argvlen[4] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+    argv[4] = (char *) ngx_chat_writer_workers.data;
+    argvlen[4] = ngx_chat_writer_workers.len;
+    argv[5] = NGX_CHAT_WRITER_GROUP;
+    argvlen[5] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+    argv[6] = NGX_CHAT_WRITER_CLAIM_IDLE;
+    argvlen[6] = sizeof(NGX_CHAT_WRITER_CLAIM_IDLE) - 1;
 
     (void) ngx_chat_redis_command(&ngx_chat_writer_link,
                                   ngx_chat_writer_trimmed, NULL,
-                                  5, argv, argvlen);
+                                  7, argv, argvlen);
 }
 
 
