@@ -200,6 +200,8 @@ typedef struct {
     uint64_t    rss_kb;
     uint64_t    cpu_ms;
     int         alive;
+    uint64_t    pid_rss_kb[CB_MAX_PIDS];
+    uint64_t    pid_cpu_ms[CB_MAX_PIDS];
 } cb_sample_t;
 
 
@@ -2094,6 +2096,8 @@ sample(const pid_t *pids, int n, cb_sample_t *s)
         s->alive += alive;
         s->rss_kb += rss;
         s->cpu_ms += ticks * 1000 / hz;
+        s->pid_rss_kb[i] = rss;
+        s->pid_cpu_ms[i] = ticks * 1000 / hz;
     }
 }
 
@@ -2540,6 +2544,15 @@ members(uint64_t r)
 }
 
 
+/* a counter's growth; a process gone meanwhile reads as 0, not wraps */
+
+static uint64_t
+delta(uint64_t from, uint64_t to)
+{
+    return to > from ? to - from : 0;
+}
+
+
 static double
 secs(int64_t a, int64_t b)
 {
@@ -2736,9 +2749,9 @@ main(int argc, char **argv)
     u = tot.connected ? tot.connected : 1;
     rss_per_conn = sh.rss_kb > sb.rss_kb
                    ? (sh.rss_kb - sb.rss_kb) * 1024 / u : 0;
-    srv_cpu = se.cpu_ms > sg.cpu_ms ? se.cpu_ms - sg.cpu_ms : 0;
-    con_cpu = sc.cpu_ms > sb.cpu_ms ? sc.cpu_ms - sb.cpu_ms : 0;
-    oth_cpu = oe.cpu_ms > og.cpu_ms ? oe.cpu_ms - og.cpu_ms : 0;
+    srv_cpu = delta(sg.cpu_ms, se.cpu_ms);
+    con_cpu = delta(sb.cpu_ms, sc.cpu_ms);
+    oth_cpu = delta(og.cpu_ms, oe.cpu_ms);
     cpu_d = tot.delivered ? (double) srv_cpu * 1000.0
                             / (double) tot.delivered : 0.0;
 
@@ -2802,6 +2815,17 @@ main(int argc, char **argv)
                 " ms from go (%.1f us/delivery), %d/%d alive at end\n",
                 sb.rss_kb, sc.rss_kb, sh.rss_kb, se.rss_kb, rss_per_conn,
                 con_cpu, srv_cpu, cpu_d, se.alive, opt.nserver);
+
+        for (k = 0; k < (uint64_t) opt.nserver; k++) {
+            fprintf(stderr,
+                    "chatbench:   pid %d: RSS kB base %" PRIu64 " held %"
+                    PRIu64 " end %" PRIu64 ", CPU ms connecting %" PRIu64
+                    " from go %" PRIu64 "\n",
+                    (int) opt.server_pids[k], sb.pid_rss_kb[k],
+                    sh.pid_rss_kb[k], se.pid_rss_kb[k],
+                    delta(sb.pid_cpu_ms[k], sc.pid_cpu_ms[k]),
+                    delta(sg.pid_cpu_ms[k], se.pid_cpu_ms[k]));
+        }
     }
 
     fprintf(stderr, "chatbench: client CPU %" PRIu64 " ms, run %.3f s\n",
