@@ -8,7 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat.h"
-#include "ngx_chat_ws.h"
+#include "ngx_chat_worker.h"
+#include "ngx_chat_echo.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_store.h"
@@ -17,10 +18,6 @@
 #include "ngx_chat_store_redis.h"
 #include "ngx_chat_publish.h"
 
-
-static ngx_int_t ngx_chat_echo_handler(ngx_http_request_t *r);
-static void ngx_chat_echo_message(ngx_chat_ws_t *ws, ngx_uint_t opcode,
-    u_char *data, size_t len);
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
 static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -222,118 +219,6 @@ ngx_module_t  ngx_chat_module = {
 };
 
 
-ngx_str_t  ngx_chat_worker_id;
-
-static u_char  ngx_chat_worker_id_data[NGX_CHAT_WORKER_ID_LEN];
-
-
-uint64_t
-ngx_chat_now_ms(void)
-{
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-
-    return (uint64_t) tp->sec * 1000 + tp->msec;
-}
-
-
-/* sockets that hiredis and libpq own: nginx only watches them */
-
-void
-ngx_chat_watch(ngx_event_t *ev, ngx_uint_t event, ngx_uint_t on)
-{
-    if (on && !ev->active) {
-        (void) ngx_add_event(ev, event, NGX_LEVEL_EVENT);
-
-    } else if (!on && ev->active) {
-        (void) ngx_del_event(ev, event, NGX_LEVEL_EVENT);
-    }
-}
-
-
-void
-ngx_chat_forget(ngx_connection_t *c)
-{
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
-}
-
-
-static ngx_int_t
-ngx_chat_echo_handler(ngx_http_request_t *r)
-{
-    ngx_int_t             rc;
-    ngx_chat_ws_t        *ws;
-    ngx_chat_loc_conf_t  *lcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
-
-    rc = ngx_chat_ws_handshake(r, lcf);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    ws = ngx_chat_ws_create(r, lcf);
-    if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ws->parser.allow_binary = 1;
-    ws->on_message = ngx_chat_echo_message;
-
-    if (ngx_chat_ws_start(ws) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_chat_echo_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
-    size_t len)
-{
-    ngx_chat_frame_t  *f;
-
-    f = ngx_chat_frame_alloc(len, ws->connection->log);
-    if (f == NULL) {
-        ws->connection->error = 1;
-        return;
-    }
-
-    f->last = ngx_cpymem(f->payload, data, len);
-    ngx_chat_frame_seal(f, opcode);
-
-    (void) ngx_chat_ws_send(ws, f);
-    ngx_chat_frame_unref(f);
-}
-
-
 static void *
 ngx_chat_create_main_conf(ngx_conf_t *cf)
 {
@@ -366,6 +251,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_chat_main_conf_t *cmcf = conf;
 
+    ngx_chat_loc_conf_t  *lcf;
+
     ngx_conf_init_uint_value(cmcf->history_cache, 1000);
     ngx_conf_init_uint_value(cmcf->presence_events_max, 0);
     ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
@@ -376,6 +263,13 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
                            "messages reach Postgres through a Redis stream");
         return NGX_CONF_ERROR;
     }
+
+    /* a worker's entry in the presence registry lives as long as a user's */
+
+    lcf = ngx_http_conf_get_module_loc_conf(cf, ngx_chat_module);
+
+    cmcf->registry_ttl = (lcf->presence_ttl == NGX_CONF_UNSET_MSEC)
+                         ? NGX_CHAT_PRESENCE_TTL : lcf->presence_ttl;
 
     if (cmcf->key_prefix.data == NULL) {
         ngx_str_set(&cmcf->key_prefix, "chat");
@@ -432,7 +326,8 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_chat_loc_conf_t *conf = child;
 
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
-    ngx_conf_merge_msec_value(conf->presence_ttl, prev->presence_ttl, 30000);
+    ngx_conf_merge_msec_value(conf->presence_ttl, prev->presence_ttl,
+                              NGX_CHAT_PRESENCE_TTL);
     ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
                               20000);
     ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout, 60000);
@@ -664,7 +559,6 @@ ngx_chat_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_chat_init_process(ngx_cycle_t *cycle)
 {
-    u_char                *p;
     ngx_chat_main_conf_t  *cmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -673,12 +567,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    p = ngx_snprintf(ngx_chat_worker_id_data, NGX_CHAT_WORKER_ID_LEN,
-                     "%V/%P/%xL", &cycle->hostname, ngx_pid,
-                     ngx_chat_now_ms());
-
-    ngx_chat_worker_id.data = ngx_chat_worker_id_data;
-    ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;
+    ngx_chat_worker_init(cycle);
 
     ngx_chat_hub_init();
 

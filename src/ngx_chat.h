@@ -24,6 +24,8 @@
 #define NGX_CHAT_WORKER_ID_LEN    64
 #define NGX_CHAT_PREFIX_MAX       64
 
+#define NGX_CHAT_PRESENCE_TTL     30000
+
 
 typedef struct ngx_chat_session_s  ngx_chat_session_t;
 typedef struct ngx_chat_room_s     ngx_chat_room_t;
@@ -39,6 +41,7 @@ typedef struct {
     ngx_uint_t                  postgres_pool;
     ngx_uint_t                  history_cache;
     ngx_uint_t                  presence_events_max;
+    ngx_msec_t                  registry_ttl; /* http's chat_presence_ttl */
     ngx_str_t                   key_prefix;
     ngx_uint_t                  endpoints;
 } ngx_chat_main_conf_t;
@@ -60,14 +63,6 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_chat_module;
-
-/* this worker's opaque id, unique across processes and hosts */
-extern ngx_str_t     ngx_chat_worker_id;
-
-
-uint64_t ngx_chat_now_ms(void);
-void ngx_chat_watch(ngx_event_t *ev, ngx_uint_t event, ngx_uint_t on);
-void ngx_chat_forget(ngx_connection_t *c);
 
 
 #endif /* _NGX_CHAT_H_INCLUDED_ */

@@ -9,6 +9,7 @@
 #include <ngx_event.h>
 #include "ngx_chat.h"
 #include "ngx_chat_pg.h"
+#include "ngx_chat_worker.h"
 
 
 #define NGX_CHAT_PG_QUEUE_MAX    4096
@@ -276,7 +277,7 @@ ngx_chat_pg_detach(ngx_chat_pg_conn_t *pc)
         return;
     }
 
-    ngx_chat_forget(c);
+    ngx_chat_worker_forget(c);
 
     pc->connection = NULL;
 }
@@ -385,8 +386,8 @@ ngx_chat_pg_poll(ngx_chat_pg_conn_t *pc)
 static void
 ngx_chat_pg_events(ngx_chat_pg_conn_t *pc, ngx_uint_t rd, ngx_uint_t wr)
 {
-    ngx_chat_watch(pc->connection->read, NGX_READ_EVENT, rd);
-    ngx_chat_watch(pc->connection->write, NGX_WRITE_EVENT, wr);
+    ngx_chat_worker_watch(pc->connection->read, NGX_READ_EVENT, rd);
+    ngx_chat_worker_watch(pc->connection->write, NGX_WRITE_EVENT, wr);
 }
 
 

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include "ngx_chat_redis.h"
+#include "ngx_chat_worker.h"
 
 
 #define NGX_CHAT_REDIS_BACKOFF_MIN  100
@@ -441,7 +442,7 @@ ngx_chat_redis_add_read(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_chat_watch(rd->connection->read, NGX_READ_EVENT, 1);
+    ngx_chat_worker_watch(rd->connection->read, NGX_READ_EVENT, 1);
 }
 
 
@@ -450,7 +451,7 @@ ngx_chat_redis_del_read(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_chat_watch(rd->connection->read, NGX_READ_EVENT, 0);
+    ngx_chat_worker_watch(rd->connection->read, NGX_READ_EVENT, 0);
 }
 
 
@@ -459,7 +460,7 @@ ngx_chat_redis_add_write(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_chat_watch(rd->connection->write, NGX_WRITE_EVENT, 1);
+    ngx_chat_worker_watch(rd->connection->write, NGX_WRITE_EVENT, 1);
 }
 
 
@@ -468,7 +469,7 @@ ngx_chat_redis_del_write(void *privdata)
 {
     ngx_chat_redis_t *rd = privdata;
 
-    ngx_chat_watch(rd->connection->write, NGX_WRITE_EVENT, 0);
+    ngx_chat_worker_watch(rd->connection->write, NGX_WRITE_EVENT, 0);
 }
 
 
@@ -487,7 +488,7 @@ ngx_chat_redis_cleanup(void *privdata)
         return;
     }
 
-    ngx_chat_forget(c);
+    ngx_chat_worker_forget(c);
 
     rd->connection = NULL;
     rd->ac = NULL;

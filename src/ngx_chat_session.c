@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat_session.h"
+#include "ngx_chat_worker.h"
 #include "ngx_chat_protocol.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_store.h"

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat_status.h"
+#include "ngx_chat_worker.h"
 
 
 #define NGX_CHAT_STATUS_SLOTS  256

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <sys/random.h>
 #include "ngx_chat_store.h"
+#include "ngx_chat_worker.h"
 #include "ngx_chat_store_memory.h"
 
 
@@ -184,7 +185,7 @@ ngx_chat_store_msg_id(u_char *buf)
 
     static u_char  hex[] = "0123456789abcdef";
 
-    ms = ngx_chat_now_ms();
+    ms = ngx_chat_worker_now();
     ra = ngx_chat_store_random();
     rb = ngx_chat_store_random();
 

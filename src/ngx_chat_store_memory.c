@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_chat_store_memory.h"
+#include "ngx_chat_worker.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_session.h"
 
@@ -132,7 +133,7 @@ ngx_chat_memory_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     room = op->room;
 
     msg->seq = room->seq + 1;
-    msg->ts = ngx_chat_now_ms();
+    msg->ts = ngx_chat_worker_now();
     ngx_chat_store_msg_id(msg->msg_id);
 
     f = ngx_chat_protocol_message(msg, ngx_chat_memory_log);

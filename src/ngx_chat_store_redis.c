@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 #include "ngx_chat_store_redis.h"
+#include "ngx_chat_worker.h"
 #include "ngx_chat_redis.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_pg.h"
@@ -335,8 +336,6 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
     u_char                 hash[20], *p;
     ngx_uint_t             i;
     ngx_sha1_t             sha1;
-    ngx_chat_loc_conf_t   *lcf;
-    ngx_http_conf_ctx_t   *ctx;
     ngx_chat_main_conf_t  *cmcf;
 
     static u_char  hex[] = "0123456789abcdef";
@@ -377,13 +376,7 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
 
     ngx_queue_init(&ngx_chat_redis_held);
 
-    /* the http level's chat_presence_ttl sets the workers' registry */
-
-    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
-    lcf = ctx->loc_conf[ngx_chat_module.ctx_index];
-
-    ngx_chat_redis_presence_ttl = (lcf->presence_ttl == NGX_CONF_UNSET_MSEC)
-                                  ? 30000 : lcf->presence_ttl;
+    ngx_chat_redis_presence_ttl = cmcf->registry_ttl;
 
     ngx_chat_redis_registry.handler = ngx_chat_redis_registry_handler;
     ngx_chat_redis_registry.log = cycle->log;
@@ -1519,7 +1512,7 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     ngx_chat_redis_send_t  *send;
 
     msg->seq = 0;
-    msg->ts = ngx_chat_now_ms();
+    msg->ts = ngx_chat_worker_now();
     ngx_chat_store_msg_id(msg->msg_id);
 
     /* the event with seq 0: the script puts the real one in its place */

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include "ngx_chat_writer.h"
+#include "ngx_chat_worker.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_protocol.h"
 

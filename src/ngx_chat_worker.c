@@ -1,0 +1,90 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include "ngx_chat_worker.h"
+
+
+ngx_str_t  ngx_chat_worker_id;
+
+static u_char  ngx_chat_worker_id_data[NGX_CHAT_WORKER_ID_LEN];
+
+
+void
+ngx_chat_worker_init(ngx_cycle_t *cycle)
+{
+    u_char  *p;
+
+    p = ngx_snprintf(ngx_chat_worker_id_data, NGX_CHAT_WORKER_ID_LEN,
+                     "%V/%P/%xL", &cycle->hostname, ngx_pid,
+                     ngx_chat_worker_now());
+
+    ngx_chat_worker_id.data = ngx_chat_worker_id_data;
+    ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;
+}
+
+
+/* milliseconds since the Unix epoch, as of this event loop pass */
+
+uint64_t
+ngx_chat_worker_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/* level-triggered: what a library leaves unread raises the event again */
+
+void
+ngx_chat_worker_watch(ngx_event_t *ev, ngx_uint_t event, ngx_uint_t on)
+{
+    if (on && !ev->active) {
+        (void) ngx_add_event(ev, event, NGX_LEVEL_EVENT);
+
+    } else if (!on && ev->active) {
+        (void) ngx_del_event(ev, event, NGX_LEVEL_EVENT);
+    }
+}
+
+
+/* the library closes the socket itself: nginx only lets go of it */
+
+void
+ngx_chat_worker_forget(ngx_connection_t *c)
+{
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+}
