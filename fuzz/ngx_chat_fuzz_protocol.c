@@ -14,7 +14,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_chat.h"
-#include "ngx_chat_protocol.h"
+#include "ngx_chat_decode.h"
+#include "ngx_chat_encode.h"
 
 
 static void ngx_chat_fuzz_check(ngx_chat_frame_t *f, ngx_str_t *text);
@@ -46,7 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* as a message read back from Redis for room "r" */
 
     ngx_str_set(&id, "r");
-    f = ngx_chat_protocol_stored(&id, raw.data, raw.len, NULL);
+    f = ngx_chat_decode_stored(&id, raw.data, raw.len, NULL);
 
     if (f) {
         ngx_chat_fuzz_check(f, NULL);
@@ -55,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* and as a typing event from a room's channel */
 
     typer.data = user;
-    f = ngx_chat_protocol_stored_typing(&id, raw.data, raw.len, &typer, NULL);
+    f = ngx_chat_decode_typing(&id, raw.data, raw.len, &typer, NULL);
 
     if (f) {
         ngx_chat_fuzz_check(f, NULL);
@@ -63,18 +64,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* and as a presence event */
 
-    f = ngx_chat_protocol_stored_presence(&id, raw.data, raw.len, &typer,
+    f = ngx_chat_decode_presence(&id, raw.data, raw.len, &typer,
                                           NULL);
 
     if (f) {
         ngx_chat_fuzz_check(f, NULL);
     }
 
-    if (ngx_chat_protocol_decode((u_char *) data, size, &req,
+    if (ngx_chat_decode_request((u_char *) data, size, &req,
                                  size & 1 ? NGX_CHAT_REQ_SEND : 0) != NGX_OK) {
-        ngx_chat_fuzz_check(ngx_chat_protocol_error(req.error, req.reason,
+        ngx_chat_fuzz_check(ngx_chat_encode_error(req.error, req.reason,
                                                     &req.id, NULL), NULL);
-        ngx_chat_protocol_free(&req);
+        ngx_chat_decode_free(&req);
         return 0;
     }
 
@@ -85,13 +86,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg.seq = req.since;
     memset(msg.msg_id, 'a', NGX_CHAT_MSG_ID_LEN);
 
-    ngx_chat_fuzz_check(ngx_chat_protocol_message(&msg, NULL), &req.text);
+    ngx_chat_fuzz_check(ngx_chat_encode_message(&msg, NULL), &req.text);
 
     id = req.id;
-    ngx_chat_fuzz_check(ngx_chat_protocol_ack(&req.room, req.before, &id,
+    ngx_chat_fuzz_check(ngx_chat_encode_ack(&req.room, req.before, &id,
                                               NULL), NULL);
 
-    ngx_chat_protocol_free(&req);
+    ngx_chat_decode_free(&req);
 
     return 0;
 }

@@ -11,10 +11,15 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <cjson/cJSON.h>
+#include "ngx_chat.h"
 #include "ngx_chat_frame.h"
 
 
-/* the JSON protocol of PROTOCOL.md section 3: decoding and encoding only */
+/*
+ * The JSON protocol's vocabulary: requests, error codes, limits, and a
+ * message as the stores keep it.  ngx_chat_decode.c reads requests and
+ * stored events; ngx_chat_encode.c writes replies and events.
+ */
 
 #define NGX_CHAT_REQ_JOIN         1
 #define NGX_CHAT_REQ_LEAVE        2
@@ -68,46 +73,6 @@ typedef struct {
     uint64_t            ts;
     u_char              msg_id[NGX_CHAT_MSG_ID_LEN];
 } ngx_chat_msg_t;
-
-
-ngx_int_t ngx_chat_protocol_decode(u_char *data, size_t len,
-    ngx_chat_request_t *req, ngx_uint_t op);
-void ngx_chat_protocol_free(ngx_chat_request_t *req);
-ngx_uint_t ngx_chat_protocol_room_valid(ngx_str_t *room);
-
-ngx_chat_frame_t *ngx_chat_protocol_welcome(ngx_str_t *user,
-    ngx_atomic_uint_t conn, ngx_str_t *worker, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_joined(ngx_str_t *room, uint64_t seq,
-    ngx_uint_t truncated, ngx_str_t *id, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_left(ngx_str_t *room, ngx_str_t *id,
-    ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_ack(ngx_str_t *room, uint64_t seq,
-    ngx_str_t *id, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_message(ngx_chat_msg_t *msg,
-    ngx_log_t *log);
-size_t ngx_chat_protocol_message_seq_at(ngx_chat_msg_t *msg);
-cJSON *ngx_chat_protocol_parse_message(ngx_str_t *room, u_char *data,
-    size_t len, ngx_chat_msg_t *msg);
-ngx_chat_frame_t *ngx_chat_protocol_stored(ngx_str_t *room, u_char *data,
-    size_t len, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_typing(ngx_str_t *room, ngx_str_t *user,
-    ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_stored_typing(ngx_str_t *room,
-    u_char *data, size_t len, ngx_str_t *user, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_online(ngx_str_t *users, u_char *present,
-    ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_presence_event(ngx_str_t *room,
-    ngx_str_t *user, ngx_uint_t join, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_stored_presence(ngx_str_t *room,
-    u_char *data, size_t len, ngx_str_t *user, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_presence(ngx_str_t *room,
-    ngx_str_t *users, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_history(ngx_str_t *room,
-    ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_heartbeat(ngx_str_t *id,
-    ngx_log_t *log);
-ngx_chat_frame_t *ngx_chat_protocol_error(ngx_uint_t code, char *message,
-    ngx_str_t *id, ngx_log_t *log);
 
 
 #endif /* _NGX_CHAT_PROTOCOL_H_INCLUDED_ */

@@ -8,7 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat_publish.h"
-#include "ngx_chat_protocol.h"
+#include "ngx_chat_decode.h"
+#include "ngx_chat_encode.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
@@ -172,20 +173,20 @@ ngx_chat_publish_body(ngx_http_request_t *r)
     {
         ngx_http_finalize_request(r,
                   ngx_chat_publish_reply(r, NGX_CHAT_ERR_BAD_REQUEST,
-                      ngx_chat_protocol_error(NGX_CHAT_ERR_BAD_REQUEST,
+                      ngx_chat_encode_error(NGX_CHAT_ERR_BAD_REQUEST,
                                               "body is not UTF-8", NULL,
                                               r->connection->log)));
         return;
     }
 
-    if (ngx_chat_protocol_decode(b->pos, len, &req, NGX_CHAT_REQ_SEND)
+    if (ngx_chat_decode_request(b->pos, len, &req, NGX_CHAT_REQ_SEND)
         != NGX_OK)
     {
         ngx_http_finalize_request(r,
                   ngx_chat_publish_reply(r, req.error,
-                      ngx_chat_protocol_error(req.error, req.reason, &req.id,
+                      ngx_chat_encode_error(req.error, req.reason, &req.id,
                                               r->connection->log)));
-        ngx_chat_protocol_free(&req);
+        ngx_chat_decode_free(&req);
         return;
     }
 
@@ -201,7 +202,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
             ngx_chat_hub_release(room);
         }
 
-        ngx_chat_protocol_free(&req);
+        ngx_chat_decode_free(&req);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -223,7 +224,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
 
     ngx_chat_store->publish(op, &msg);
 
-    ngx_chat_protocol_free(&req);
+    ngx_chat_decode_free(&req);
 
     ngx_http_finalize_request(r, NGX_DONE);
 }
@@ -246,7 +247,7 @@ ngx_chat_publish_done(ngx_chat_store_op_t *op)
     if (op->error) {
         ngx_http_finalize_request(r,
                   ngx_chat_publish_reply(r, op->error,
-                      ngx_chat_protocol_error(op->error,
+                      ngx_chat_encode_error(op->error,
                                               "message not stored", &op->id,
                                               r->connection->log)));
         return;
@@ -256,7 +257,7 @@ ngx_chat_publish_done(ngx_chat_store_op_t *op)
 
     ngx_http_finalize_request(r,
               ngx_chat_publish_reply(r, 0,
-                  ngx_chat_protocol_ack(&op->room->node.str, op->seq,
+                  ngx_chat_encode_ack(&op->room->node.str, op->seq,
                                         &op->id, r->connection->log)));
 }
 
@@ -285,7 +286,7 @@ ngx_chat_publish_reply(ngx_http_request_t *r, ngx_uint_t error,
     ngx_chain_t   out;
 
     if (f == NULL) {
-        f = ngx_chat_protocol_error(error, "message too large", NULL,
+        f = ngx_chat_encode_error(error, "message too large", NULL,
                                     r->connection->log);
         if (f == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

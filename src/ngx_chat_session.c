@@ -9,7 +9,8 @@
 #include <ngx_http.h>
 #include "ngx_chat_session.h"
 #include "ngx_chat_worker.h"
-#include "ngx_chat_protocol.h"
+#include "ngx_chat_decode.h"
+#include "ngx_chat_encode.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
@@ -129,7 +130,7 @@ ngx_chat_session_handler(ngx_http_request_t *r)
     ngx_chat_store->presence(&s->user, &s->conn, NGX_CHAT_PRESENCE_CONNECT,
                              lcf->presence_ttl);
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_welcome(&s->user,
+    ngx_chat_session_reply(s, ngx_chat_encode_welcome(&s->user,
                                                 r->connection->number,
                                                 &ngx_chat_worker_id,
                                                 r->connection->log));
@@ -183,9 +184,9 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
                                  ws->conf->presence_ttl);
     }
 
-    if (ngx_chat_protocol_decode(data, len, &req, 0) != NGX_OK) {
+    if (ngx_chat_decode_request(data, len, &req, 0) != NGX_OK) {
         ngx_chat_session_error(s, req.error, req.reason, &req.id);
-        ngx_chat_protocol_free(&req);
+        ngx_chat_decode_free(&req);
         return;
     }
 
@@ -208,7 +209,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
         break;
 
     case NGX_CHAT_REQ_HEARTBEAT:
-        ngx_chat_session_reply(s, ngx_chat_protocol_heartbeat(&req.id,
+        ngx_chat_session_reply(s, ngx_chat_encode_heartbeat(&req.id,
                                                     ws->connection->log));
         break;
 
@@ -224,7 +225,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
         ngx_chat_session_presence(s, &req);
     }
 
-    ngx_chat_protocol_free(&req);
+    ngx_chat_decode_free(&req);
 }
 
 
@@ -301,7 +302,7 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_joined(&op->room->node.str,
+    ngx_chat_session_reply(s, ngx_chat_encode_joined(&op->room->node.str,
                                                 op->seq, op->truncated,
                                                 &op->id,
                                                 s->ws->connection->log));
@@ -353,7 +354,7 @@ ngx_chat_session_leave(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
     ngx_chat_hub_leave(m);
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_left(&req->room, &req->id,
+    ngx_chat_session_reply(s, ngx_chat_encode_left(&req->room, &req->id,
                                                 s->ws->connection->log));
 }
 
@@ -417,7 +418,7 @@ ngx_chat_session_send_done(ngx_chat_store_op_t *op)
 
     ngx_chat_stat_inc(messages_received);
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_ack(&op->room->node.str,
+    ngx_chat_session_reply(s, ngx_chat_encode_ack(&op->room->node.str,
                                                 op->seq, &op->id,
                                                 s->ws->connection->log));
 }
@@ -459,7 +460,7 @@ ngx_chat_session_history_done(ngx_chat_store_op_t *op)
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_history(&op->room->node.str,
+    ngx_chat_session_reply(s, ngx_chat_encode_history(&op->room->node.str,
                                                 op->frames, op->nframes,
                                                 &op->id,
                                                 s->ws->connection->log));
@@ -488,7 +489,7 @@ ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
     m->typing = ngx_current_msec;
 
-    f = ngx_chat_protocol_typing(&m->room->node.str, &s->user,
+    f = ngx_chat_encode_typing(&m->room->node.str, &s->user,
                                  s->ws->connection->log);
     if (f == NULL) {
         return;
@@ -535,7 +536,7 @@ ngx_chat_session_presence_done(ngx_chat_store_op_t *op)
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_presence(&op->room->node.str,
+    ngx_chat_session_reply(s, ngx_chat_encode_presence(&op->room->node.str,
                                                 op->users, op->nusers,
                                                 &op->id,
                                                 s->ws->connection->log));
@@ -569,7 +570,7 @@ ngx_chat_session_online_done(ngx_chat_store_op_t *op)
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_online(op->users,
+    ngx_chat_session_reply(s, ngx_chat_encode_online(op->users,
                                                 op->present, op->nusers,
                                                 &op->id,
                                                 s->ws->connection->log));
@@ -670,6 +671,6 @@ ngx_chat_session_error(ngx_chat_session_t *s, ngx_uint_t code, char *message,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->ws->connection->log, 0,
                    "chat: request refused: %ui \"%s\"", code, message);
 
-    ngx_chat_session_reply(s, ngx_chat_protocol_error(code, message, id,
+    ngx_chat_session_reply(s, ngx_chat_encode_error(code, message, id,
                                                 s->ws->connection->log));
 }

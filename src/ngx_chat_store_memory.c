@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_chat_store_memory.h"
+#include "ngx_chat_encode.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_session.h"
@@ -136,7 +137,7 @@ ngx_chat_memory_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     msg->ts = ngx_chat_worker_now();
     ngx_chat_store_msg_id(msg->msg_id);
 
-    f = ngx_chat_protocol_message(msg, ngx_chat_memory_log);
+    f = ngx_chat_encode_message(msg, ngx_chat_memory_log);
 
     if (f == NULL || ngx_chat_memory_push(room, f) != NGX_OK) {
         if (f) {
@@ -217,7 +218,7 @@ ngx_chat_memory_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
         return;
     }
 
-    f = ngx_chat_protocol_presence_event(&room->node.str, user, join,
+    f = ngx_chat_encode_presence_event(&room->node.str, user, join,
                                          ngx_chat_memory_log);
     if (f == NULL) {
         return;

@@ -9,6 +9,8 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 #include "ngx_chat_store_redis.h"
+#include "ngx_chat_decode.h"
+#include "ngx_chat_encode.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_redis.h"
 #include "ngx_chat_hub.h"
@@ -683,13 +685,13 @@ ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
             return;
         }
 
-        f = ngx_chat_protocol_stored(&name, (u_char *) reply->element[2]->str,
+        f = ngx_chat_decode_stored(&name, (u_char *) reply->element[2]->str,
                                      reply->element[2]->len, ngx_cycle->log);
 
         if (f == NULL) {
             typer.data = user;
 
-            f = ngx_chat_protocol_stored_typing(&name,
+            f = ngx_chat_decode_typing(&name,
                                   (u_char *) reply->element[2]->str,
                                   reply->element[2]->len, &typer,
                                   ngx_cycle->log);
@@ -699,7 +701,7 @@ ngx_chat_redis_subscription(redisAsyncContext *ac, void *r, void *privdata)
                 return;
             }
 
-            f = ngx_chat_protocol_stored_presence(&name,
+            f = ngx_chat_decode_presence(&name,
                                   (u_char *) reply->element[2]->str,
                                   reply->element[2]->len, &typer,
                                   ngx_cycle->log);
@@ -1138,7 +1140,7 @@ ngx_chat_redis_pg_result(PGresult *res, void *data)
         msg.ts = ngx_atoof((u_char *) PQgetvalue(res, i, 4),
                            PQgetlength(res, i, 4));
 
-        f = ngx_chat_protocol_message(&msg, op->log);
+        f = ngx_chat_encode_message(&msg, op->log);
         if (f == NULL) {
             continue;
         }
@@ -1517,13 +1519,13 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
 
     /* the event with seq 0: the script puts the real one in its place */
 
-    f = ngx_chat_protocol_message(msg, op->log);
+    f = ngx_chat_encode_message(msg, op->log);
     if (f == NULL) {
         ngx_chat_redis_fail(op, NGX_CHAT_ERR_INTERNAL);
         return;
     }
 
-    at = ngx_chat_protocol_message_seq_at(msg);
+    at = ngx_chat_encode_message_seq_at(msg);
     len = f->last - f->payload;
 
     send = ngx_alloc(sizeof(ngx_chat_redis_send_t) + len
@@ -2383,7 +2385,7 @@ ngx_chat_redis_claimed(redisAsyncContext *ac, void *r, void *privdata)
         room.data = (u_char *) e->str;
         room.len = e->len;
 
-        if (!ngx_chat_protocol_room_valid(&room)) {
+        if (!ngx_chat_decode_room_valid(&room)) {
             continue;
         }
 
@@ -2447,7 +2449,7 @@ ngx_chat_redis_frames(ngx_chat_store_op_t *op, redisReply *reply,
             continue;
         }
 
-        f = ngx_chat_protocol_stored(&op->room->node.str, (u_char *) e->str,
+        f = ngx_chat_decode_stored(&op->room->node.str, (u_char *) e->str,
                                      e->len, op->log);
         if (f == NULL) {
             ngx_log_error(NGX_LOG_WARN, op->log, 0,

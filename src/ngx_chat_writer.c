@@ -10,7 +10,7 @@
 #include "ngx_chat_writer.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_pg.h"
-#include "ngx_chat_protocol.h"
+#include "ngx_chat_decode.h"
 
 
 /*
@@ -473,7 +473,7 @@ ngx_chat_writer_batch(redisReply *entries)
                 && fields->element[k]->str[0] == 'm'
                 && fields->element[k + 1]->type == REDIS_REPLY_STRING)
             {
-                json[i] = ngx_chat_protocol_parse_message(NULL,
+                json[i] = ngx_chat_decode_message(NULL,
                                   (u_char *) fields->element[k + 1]->str,
                                   fields->element[k + 1]->len, &msg[i]);
                 break;
