@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat_echo.h"
+#include "ngx_chat_handshake.h"
 #include "ngx_chat_ws.h"
 
 
@@ -30,7 +31,7 @@ ngx_chat_echo_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_ws_handshake(r, lcf);
+    rc = ngx_chat_handshake_check(r, lcf);
     if (rc != NGX_OK) {
         return rc;
     }

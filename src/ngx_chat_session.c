@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 #include "ngx_chat_session.h"
 #include "ngx_chat_worker.h"
+#include "ngx_chat_handshake.h"
 #include "ngx_chat_decode.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_hub.h"
@@ -65,7 +66,7 @@ ngx_chat_session_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_ws_handshake(r, lcf);
+    rc = ngx_chat_handshake_check(r, lcf);
     if (rc != NGX_OK) {
         return rc;
     }

@@ -7,30 +7,27 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_sha1.h>
 #include "ngx_chat_ws.h"
+#include "ngx_chat_handshake.h"
 #include "ngx_chat_status.h"
 
 
-#define NGX_CHAT_WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+/*
+ * A WebSocket connection once the handshake is accepted: it takes the
+ * connection over from the HTTP state machine, parses frames as they
+ * arrive, pings a quiet client, closes an idle one, and writes a queue
+ * of shared frames.
+ */
+
 #define NGX_CHAT_WS_READ      65536
 #define NGX_CHAT_WS_READS     16
-#define NGX_CHAT_WS_IOVS      64
 #define NGX_CHAT_WS_LINGER    2000
 
 
-static ngx_int_t ngx_chat_ws_upgrade_required(ngx_http_request_t *r,
-    char *name, char *value);
-static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
-    char *name);
-static ngx_uint_t ngx_chat_ws_header_has(ngx_http_request_t *r, char *name,
-    char *token);
-static ngx_int_t ngx_chat_ws_accept(ngx_chat_ws_t *ws, ngx_str_t *key);
 static void ngx_chat_ws_detach_handler(ngx_event_t *ev);
 static ngx_int_t ngx_chat_ws_detach(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
-static void ngx_chat_ws_write_handler(ngx_event_t *wev);
-static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
 static void ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last);
 static ngx_int_t ngx_chat_ws_data(ngx_chat_ws_t *ws,
     ngx_chat_frame_event_t *ev);
@@ -38,207 +35,19 @@ static void ngx_chat_ws_control(ngx_chat_ws_t *ws,
     ngx_chat_frame_event_t *ev);
 static ngx_msec_t ngx_chat_ws_ping_after(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_timer(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
-static void ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws);
-static ngx_int_t ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_write_handler(ngx_event_t *wev);
 static void ngx_chat_ws_shutdown(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
 static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_request_cleanup(void *data);
 static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 
 
 /* one read buffer per worker: messages are handled before the next read */
-static u_char           ngx_chat_ws_buf[NGX_CHAT_WS_READ];
-static ngx_chat_out_t  *ngx_chat_ws_free_out;
+static u_char  ngx_chat_ws_buf[NGX_CHAT_WS_READ];
 
 /* every ping is the same two bytes: one frame per worker, never freed */
 static ngx_chat_frame_t  *ngx_chat_ws_ping;
-
-
-ngx_int_t
-ngx_chat_ws_handshake(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
-{
-    u_char            buf[32];
-    ngx_str_t         key, dec, *origin;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *h;
-
-    if (r->method != NGX_HTTP_GET) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    if (r->http_version != NGX_HTTP_VERSION_11
-        || !ngx_chat_ws_header_has(r, "Upgrade", "websocket")
-        || !ngx_chat_ws_header_has(r, "Connection", "upgrade"))
-    {
-        return ngx_chat_ws_upgrade_required(r, "Upgrade", "websocket");
-    }
-
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Version");
-
-    if (h == NULL || h->value.len != 2 || h->value.data[0] != '1'
-        || h->value.data[1] != '3')
-    {
-        return ngx_chat_ws_upgrade_required(r, "Sec-WebSocket-Version", "13");
-    }
-
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
-    if (h == NULL) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    key = h->value;
-    dec.data = buf;
-
-    if (key.len != 24 || key.data[22] != '=' || key.data[23] != '='
-        || ngx_decode_base64(&dec, &key) != NGX_OK || dec.len != 16)
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (lcf->origins) {
-        h = ngx_chat_ws_header(r, "Origin");
-
-        if (h) {
-            origin = lcf->origins->elts;
-
-            for (i = 0; i < lcf->origins->nelts; i++) {
-                if (origin[i].len == h->value.len
-                    && ngx_strncasecmp(origin[i].data, h->value.data,
-                                       h->value.len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (i == lcf->origins->nelts) {
-                return NGX_HTTP_FORBIDDEN;
-            }
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* 426, with the header that tells the client what to do */
-
-static ngx_int_t
-ngx_chat_ws_upgrade_required(ngx_http_request_t *r, char *name, char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
-
-    return 426;
-}
-
-
-static ngx_table_elt_t *
-ngx_chat_ws_header(ngx_http_request_t *r, char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-/* does any header "name" hold "token" in its comma separated list */
-
-static ngx_uint_t
-ngx_chat_ws_header_has(ngx_http_request_t *r, char *name, char *token)
-{
-    u_char           *p, *last, *start;
-    size_t            len, tlen;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    tlen = ngx_strlen(token);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != len
-            || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
-        {
-            continue;
-        }
-
-        p = h[i].value.data;
-        last = p + h[i].value.len;
-
-        while (p < last) {
-
-            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-                p++;
-            }
-
-            start = p;
-
-            while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
-                p++;
-            }
-
-            if ((size_t) (p - start) == tlen
-                && ngx_strncasecmp(start, (u_char *) token, tlen) == 0)
-            {
-                return 1;
-            }
-
-            while (p < last && *p != ',') {
-                p++;
-            }
-        }
-    }
-}
 
 
 ngx_chat_ws_t *
@@ -265,7 +74,7 @@ ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
     ws->request = r;
     ws->connection = r->connection;
     ws->conf = lcf;
-    ws->out_last = &ws->out;
+    ngx_chat_out_init(&ws->out);
     ws->parser.max_size = lcf->max_message_size;
 
     ngx_http_set_ctx(r, ws, ngx_chat_module);
@@ -283,19 +92,20 @@ ngx_chat_ws_create(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 ngx_int_t
 ngx_chat_ws_start(ngx_chat_ws_t *ws)
 {
-    ngx_table_elt_t           *h;
     ngx_connection_t          *c;
+    ngx_chat_frame_t          *f;
     ngx_http_request_t        *r;
     ngx_http_core_loc_conf_t  *clcf;
 
     r = ws->request;
     c = ws->connection;
 
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
-
-    if (ngx_chat_ws_accept(ws, &h->value) != NGX_OK) {
+    f = ngx_chat_handshake_response(r);
+    if (f == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_chat_ws_queue(ws, f);
 
     /*
      * Small frames, each wanted at once: without this, Nagle holds a frame
@@ -424,46 +234,6 @@ ngx_chat_ws_detach(ngx_chat_ws_t *ws)
 }
 
 
-static ngx_int_t
-ngx_chat_ws_accept(ngx_chat_ws_t *ws, ngx_str_t *key)
-{
-    u_char            hash[20];
-    ngx_str_t         src, dst;
-    ngx_sha1_t        sha1;
-    ngx_chat_frame_t  *f;
-
-    static u_char  head[] = "HTTP/1.1 101 Switching Protocols" CRLF
-                            "Upgrade: websocket" CRLF
-                            "Connection: upgrade" CRLF
-                            "Sec-WebSocket-Accept: ";
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, key->data, key->len);
-    ngx_sha1_update(&sha1, NGX_CHAT_WS_GUID, sizeof(NGX_CHAT_WS_GUID) - 1);
-    ngx_sha1_final(hash, &sha1);
-
-    f = ngx_chat_frame_alloc(sizeof(head) - 1 + ngx_base64_encoded_length(20)
-                             + sizeof(CRLF CRLF) - 1, ws->connection->log);
-    if (f == NULL) {
-        return NGX_ERROR;
-    }
-
-    src.data = hash;
-    src.len = 20;
-    dst.data = ngx_cpymem(f->payload, head, sizeof(head) - 1);
-
-    ngx_encode_base64(&dst, &src);
-
-    f->last = ngx_cpymem(dst.data + dst.len, CRLF CRLF, sizeof(CRLF CRLF) - 1);
-
-    /* not a websocket frame: the response goes out as it is */
-
-    ngx_chat_ws_queue(ws, f);
-
-    return NGX_OK;
-}
-
-
 /*
  * Queues a frame for the connection.  Never closes the connection from
  * here: the caller may be walking a room's member list.
@@ -476,14 +246,14 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
         return NGX_DECLINED;
     }
 
-    if (ws->out_bytes + ngx_chat_frame_size(f) > ws->conf->send_buffer) {
+    if (ws->out.bytes + ngx_chat_frame_size(f) > ws->conf->send_buffer) {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: client is too slow, %uz bytes queued",
-                      ws->out_bytes);
+                      ws->out.bytes);
 
         ngx_chat_stat_inc(slow_consumers);
 
-        ngx_chat_ws_drop_queue(ws);
+        ngx_chat_out_drop(&ws->out);
         ngx_chat_ws_close(ws, NGX_CHAT_CLOSE_TRY_LATER, "slow consumer");
 
         return NGX_DECLINED;
@@ -530,28 +300,12 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
 static void
 ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
 {
-    ngx_event_t     *wev;
-    ngx_chat_out_t  *out;
+    ngx_event_t  *wev;
 
-    out = ngx_chat_ws_free_out;
-
-    if (out) {
-        ngx_chat_ws_free_out = out->next;
-
-    } else {
-        out = ngx_alloc(sizeof(ngx_chat_out_t), ws->connection->log);
-        if (out == NULL) {
-            ngx_chat_frame_unref(f);
-            ws->connection->error = 1;
-            return;
-        }
+    if (ngx_chat_out_push(&ws->out, f, ws->connection->log) != NGX_OK) {
+        ws->connection->error = 1;
+        return;
     }
-
-    out->frame = f;
-    out->next = NULL;
-    *ws->out_last = out;
-    ws->out_last = &out->next;
-    ws->out_bytes += ngx_chat_frame_size(f);
 
     /* one write per connection per event loop pass, whatever was queued */
 
@@ -559,39 +313,6 @@ ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
 
     if (wev->ready && !wev->posted) {
         ngx_post_event(wev, &ngx_posted_events);
-    }
-}
-
-
-static void
-ngx_chat_ws_drop_queue(ngx_chat_ws_t *ws)
-{
-    ngx_chat_out_t  *out, *next;
-
-    for (out = ws->out; out; out = next) {
-        next = out->next;
-
-        /* a frame partly written must be finished, or the stream breaks */
-
-        if (out == ws->out && ws->out_sent) {
-            continue;
-        }
-
-        ngx_chat_frame_unref(out->frame);
-        out->next = ngx_chat_ws_free_out;
-        ngx_chat_ws_free_out = out;
-    }
-
-    if (ws->out && ws->out_sent) {
-        ws->out->next = NULL;
-        ws->out_last = &ws->out->next;
-        ws->out_bytes = ngx_chat_frame_size(ws->out->frame) - ws->out_sent;
-
-    } else {
-        ws->out = NULL;
-        ws->out_last = &ws->out;
-        ws->out_bytes = 0;
-        ws->out_sent = 0;
     }
 }
 
@@ -803,8 +524,6 @@ ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
 }
 
 
-/* one timer per connection serves both the ping and the idle timeout */
-
 /*
  * Clients that connected together (after a restart, say) would be pinged
  * together, every interval, for as long as they stay: the first ping of a
@@ -883,13 +602,13 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
         return;
     }
 
-    if (ngx_chat_ws_flush(ws) != NGX_OK) {
+    if (ngx_chat_out_flush(&ws->out, c) != NGX_OK) {
         c->error = 1;
         ngx_chat_ws_finalize(ws);
         return;
     }
 
-    if (ws->out) {
+    if (!ngx_chat_out_empty(&ws->out)) {
         if (ws->closing && !wev->timer_set) {
             ngx_add_timer(wev, NGX_CHAT_WS_LINGER);
         }
@@ -908,126 +627,6 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
     if (ws->closing) {
         ngx_chat_ws_shutdown(ws);
     }
-}
-
-
-static ngx_int_t
-ngx_chat_ws_flush(ngx_chat_ws_t *ws)
-{
-    size_t             size, sent;
-    ssize_t            n;
-    ngx_err_t          err;
-    ngx_uint_t         niov;
-    struct iovec       iov[NGX_CHAT_WS_IOVS];
-    struct msghdr      msg;
-    ngx_chat_out_t    *out;
-    ngx_connection_t  *c;
-    ngx_chat_frame_t  *f;
-
-    c = ws->connection;
-
-    while (ws->out) {
-
-        if (!c->write->ready) {
-            return NGX_OK;
-        }
-
-        size = 0;
-        niov = 0;
-
-        for (out = ws->out; out && niov < NGX_CHAT_WS_IOVS; out = out->next) {
-            f = out->frame;
-            iov[niov].iov_base = f->pos;
-            iov[niov].iov_len = ngx_chat_frame_size(f);
-
-            if (niov == 0) {
-                iov[0].iov_base = f->pos + ws->out_sent;
-                iov[0].iov_len -= ws->out_sent;
-            }
-
-            size += iov[niov].iov_len;
-            niov++;
-
-            if (c->ssl) {
-                break;
-            }
-        }
-
-        if (c->ssl) {
-            n = c->send(c, iov[0].iov_base, iov[0].iov_len);
-
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (n == NGX_AGAIN) {
-                return NGX_OK;
-            }
-
-        } else {
-
-            /* a socket call: write() and writev() pay for the VFS layer */
-
-            if (niov == 1) {
-                n = send(c->fd, iov[0].iov_base, iov[0].iov_len, 0);
-
-            } else {
-                ngx_memzero(&msg, sizeof(struct msghdr));
-                msg.msg_iov = iov;
-                msg.msg_iovlen = niov;
-
-                n = sendmsg(c->fd, &msg, 0);
-            }
-
-            if (n == -1) {
-                err = ngx_socket_errno;
-
-                if (err == NGX_EAGAIN) {
-                    c->write->ready = 0;
-                    return NGX_OK;
-                }
-
-                if (err == NGX_EINTR) {
-                    continue;
-                }
-
-                ngx_connection_error(c, err, "sendmsg() failed");
-                return NGX_ERROR;
-            }
-
-            if ((size_t) n < size) {
-                c->write->ready = 0;
-            }
-        }
-
-        c->sent += n;
-        ws->out_bytes -= n;
-        sent = n;
-
-        while (sent) {
-            out = ws->out;
-            size = ngx_chat_frame_size(out->frame) - ws->out_sent;
-
-            if (sent < size) {
-                ws->out_sent += sent;
-                break;
-            }
-
-            sent -= size;
-            ws->out_sent = 0;
-            ws->out = out->next;
-
-            ngx_chat_frame_unref(out->frame);
-            out->next = ngx_chat_ws_free_out;
-            ngx_chat_ws_free_out = out;
-        }
-
-        if (ws->out == NULL) {
-            ws->out_last = &ws->out;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -1136,14 +735,7 @@ ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
         ws->on_cleanup = NULL;
     }
 
-    ngx_chat_ws_drop_queue(ws);
-
-    if (ws->out) {
-        ngx_chat_frame_unref(ws->out->frame);
-        ws->out->next = ngx_chat_ws_free_out;
-        ngx_chat_ws_free_out = ws->out;
-        ws->out = NULL;
-    }
+    ngx_chat_out_free(&ws->out);
 
     if (ws->msg) {
         ngx_free(ws->msg);

@@ -13,19 +13,12 @@
 #include <ngx_http.h>
 #include "ngx_chat.h"
 #include "ngx_chat_frame.h"
+#include "ngx_chat_out.h"
 
 
 typedef void (*ngx_chat_ws_message_pt)(ngx_chat_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len);
 typedef void (*ngx_chat_ws_cleanup_pt)(ngx_chat_ws_t *ws);
-
-
-typedef struct ngx_chat_out_s  ngx_chat_out_t;
-
-struct ngx_chat_out_s {
-    ngx_chat_out_t             *next;
-    ngx_chat_frame_t           *frame;
-};
 
 
 struct ngx_chat_ws_s {
@@ -37,10 +30,7 @@ struct ngx_chat_ws_s {
     ngx_chat_ws_cleanup_pt      on_cleanup;
     void                       *data;
 
-    ngx_chat_out_t             *out;
-    ngx_chat_out_t            **out_last;
-    size_t                      out_sent;     /* of the first frame */
-    size_t                      out_bytes;
+    ngx_chat_out_t              out;
 
     u_char                     *msg;          /* a message in pieces */
     size_t                      msg_len;
@@ -60,8 +50,6 @@ struct ngx_chat_ws_s {
 };
 
 
-ngx_int_t ngx_chat_ws_handshake(ngx_http_request_t *r,
-    ngx_chat_loc_conf_t *lcf);
 ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf);
 ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
