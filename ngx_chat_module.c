@@ -11,7 +11,7 @@
 #include "ngx_chat_worker.h"
 #include "ngx_chat_echo.h"
 #include "ngx_chat_hub.h"
-#include "ngx_chat_session.h"
+#include "ngx_chat_handler.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
 #include "ngx_chat_redis.h"
@@ -387,7 +387,7 @@ ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     case sizeof("chat") - 1:
         lcf->mode = NGX_CHAT_MODE_CHAT;
-        clcf->handler = ngx_chat_session_handler;
+        clcf->handler = ngx_chat_handler;
         cmcf->endpoints++;
         break;
 

@@ -30,6 +30,7 @@
 typedef struct ngx_chat_session_s  ngx_chat_session_t;
 typedef struct ngx_chat_room_s     ngx_chat_room_t;
 typedef struct ngx_chat_ws_s       ngx_chat_ws_t;
+typedef struct ngx_chat_frame_s    ngx_chat_frame_t;
 
 
 typedef struct ngx_chat_redis_conf_s  ngx_chat_redis_conf_t;
@@ -60,6 +61,32 @@ typedef struct {
     ngx_uint_t                  burst;       /* requests, x1000 */
     ngx_array_t                *origins;     /* of ngx_str_t */
 } ngx_chat_loc_conf_t;
+
+
+/*
+ * How a client is reached, whatever carries it (a WebSocket today):
+ * deliver one shared event, send a reply, close with a code and a
+ * reason, and the bytes still waiting to go out.  deliver and reply
+ * never close the connection themselves: the caller may be walking a
+ * room's members.
+ */
+
+typedef struct {
+    ngx_int_t                 (*deliver)(void *conn, ngx_chat_frame_t *f);
+    ngx_int_t                 (*reply)(void *conn, ngx_chat_frame_t *f);
+    void                      (*close)(void *conn, ngx_uint_t code,
+                                       char *reason);
+    size_t                    (*backlog)(void *conn);
+} ngx_chat_transport_t;
+
+
+/* a client connection as the rooms see it: its user and how to reach it */
+
+typedef struct {
+    ngx_str_t                   user;
+    ngx_chat_transport_t       *transport;
+    void                       *conn;
+} ngx_chat_peer_t;
 
 
 extern ngx_module_t  ngx_chat_module;

@@ -29,6 +29,19 @@ static ngx_str_t  ngx_chat_encode_errors[] = {
 };
 
 
+ngx_chat_codec_t  ngx_chat_encode_codec = {
+    ngx_chat_encode_welcome,
+    ngx_chat_encode_joined,
+    ngx_chat_encode_left,
+    ngx_chat_encode_ack,
+    ngx_chat_encode_history,
+    ngx_chat_encode_presence,
+    ngx_chat_encode_online,
+    ngx_chat_encode_heartbeat,
+    ngx_chat_encode_error
+};
+
+
 static size_t
 ngx_chat_encode_id_len(ngx_str_t *id)
 {

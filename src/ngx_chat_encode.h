@@ -18,6 +18,10 @@
  * every string escaped, whatever bytes came in.
  */
 
+/* the replies of the JSON protocol */
+extern ngx_chat_codec_t  ngx_chat_encode_codec;
+
+
 ngx_chat_frame_t *ngx_chat_encode_welcome(ngx_str_t *user,
     ngx_atomic_uint_t conn, ngx_str_t *worker, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_joined(ngx_str_t *room, uint64_t seq,

@@ -10,6 +10,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include "ngx_chat.h"
 #include "ngx_chat_utf8.h"
 
 
@@ -74,14 +75,14 @@ typedef struct {
 
 /* an outgoing frame, built once and shared by every connection it goes to */
 
-typedef struct {
+struct ngx_chat_frame_s {
     ngx_uint_t          refs;
     uint64_t            seq;          /* of a message event, else 0 */
     u_char             *pos;
     u_char             *last;
     u_char             *payload;
     u_char              data[1];
-} ngx_chat_frame_t;
+};
 
 
 ngx_int_t ngx_chat_frame_parse(ngx_chat_frame_parser_t *fp, u_char **pos,

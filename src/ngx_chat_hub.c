@@ -7,8 +7,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_chat_hub.h"
-#include "ngx_chat_session.h"
-#include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
 
 
@@ -19,24 +17,14 @@
 static ngx_int_t ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f);
 
 
-typedef struct {
-    ngx_str_node_t              node;
-    ngx_uint_t                  connections;
-} ngx_chat_hub_user_t;
-
-
 static ngx_rbtree_t       ngx_chat_hub_rooms;
 static ngx_rbtree_node_t  ngx_chat_hub_sentinel;
-static ngx_rbtree_t       ngx_chat_hub_users;
-static ngx_rbtree_node_t  ngx_chat_hub_users_sentinel;
 
 
 void
 ngx_chat_hub_init(void)
 {
     ngx_rbtree_init(&ngx_chat_hub_rooms, &ngx_chat_hub_sentinel,
-                    ngx_str_rbtree_insert_value);
-    ngx_rbtree_init(&ngx_chat_hub_users, &ngx_chat_hub_users_sentinel,
                     ngx_str_rbtree_insert_value);
 }
 
@@ -84,7 +72,7 @@ ngx_chat_hub_room(ngx_str_t *name, ngx_log_t *log)
 
 
 ngx_chat_member_t *
-ngx_chat_hub_join(ngx_chat_room_t *room, ngx_chat_session_t *s,
+ngx_chat_hub_join(ngx_chat_room_t *room, ngx_chat_peer_t *peer,
     ngx_log_t *log)
 {
     ngx_chat_member_t  *m;
@@ -95,20 +83,22 @@ ngx_chat_hub_join(ngx_chat_room_t *room, ngx_chat_session_t *s,
     }
 
     m->room = room;
-    m->session = s;
+    m->peer = peer;
 
     ngx_queue_insert_tail(&room->members, &m->room_link);
-    ngx_queue_insert_tail(&s->rooms, &m->session_link);
 
     if (room->nmembers++ == 0) {
         ngx_chat_stat_inc(rooms);
     }
 
-    s->nrooms++;
-
     return m;
 }
 
+
+/*
+ * The member goes; its room stays, even with nobody in it: the caller
+ * tells the store, which releases the room when it is done with it.
+ */
 
 void
 ngx_chat_hub_leave(ngx_chat_member_t *m)
@@ -118,12 +108,6 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
     room = m->room;
 
     ngx_queue_remove(&m->room_link);
-    ngx_queue_remove(&m->session_link);
-    m->session->nrooms--;
-
-    if (m->announced) {
-        ngx_chat_store->presence_room(room, &m->session->user, 0);
-    }
 
     while (m->npending) {
         ngx_chat_frame_unref(m->pending[--m->npending]);
@@ -137,9 +121,6 @@ ngx_chat_hub_leave(ngx_chat_member_t *m)
 
     if (--room->nmembers == 0) {
         ngx_chat_stat_dec(rooms);
-
-        /* the store releases the room, now or once it is done with it */
-        ngx_chat_store->leave(room);
     }
 }
 
@@ -210,7 +191,7 @@ ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f)
 
     m->seq = f->seq;
 
-    return ngx_chat_ws_send(m->session->ws, f);
+    return m->peer->transport->deliver(m->peer->conn, f);
 }
 
 
@@ -246,15 +227,16 @@ ngx_chat_hub_pend(ngx_chat_member_t *m, ngx_chat_frame_t *f)
     if (m->npending == m->pending_size) {
 
         if (m->pending_size == NGX_CHAT_HUB_PENDING_MAX) {
-            ngx_chat_ws_close(m->session->ws, NGX_CHAT_CLOSE_TRY_LATER,
-                              "too slow to join");
+            m->peer->transport->close(m->peer->conn,
+                                      NGX_CHAT_CLOSE_TRY_LATER,
+                                      "too slow to join");
             return NGX_ERROR;
         }
 
         size = m->pending_size ? 2 * m->pending_size : 16;
 
         pending = ngx_alloc(size * sizeof(ngx_chat_frame_t *),
-                            m->session->ws->connection->log);
+                            ngx_cycle->log);
         if (pending == NULL) {
             return NGX_ERROR;
         }
@@ -290,7 +272,7 @@ ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
          q = ngx_queue_next(q))
     {
         m = ngx_queue_data(q, ngx_chat_member_t, room_link);
-        user = &m->session->user;
+        user = &m->peer->user;
 
         if (!m->ready
             || (except && user->len == except->len
@@ -299,62 +281,8 @@ ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
             continue;
         }
 
-        (void) ngx_chat_ws_send(m->session->ws, f);
+        (void) m->peer->transport->deliver(m->peer->conn, f);
     }
-}
-
-
-/* the users with connections on this worker: n is +1 or -1 */
-
-ngx_int_t
-ngx_chat_hub_user(ngx_str_t *user, ngx_int_t n, ngx_log_t *log)
-{
-    uint32_t              hash;
-    ngx_chat_hub_user_t  *u;
-
-    hash = ngx_crc32_short(user->data, user->len);
-    u = (ngx_chat_hub_user_t *) ngx_str_rbtree_lookup(&ngx_chat_hub_users,
-                                                      user, hash);
-
-    if (u == NULL) {
-        if (n < 0) {
-            return NGX_OK;
-        }
-
-        u = ngx_alloc(sizeof(ngx_chat_hub_user_t) + user->len, log);
-        if (u == NULL) {
-            return NGX_ERROR;
-        }
-
-        u->node.str.data = (u_char *) (u + 1);
-        u->node.str.len = user->len;
-        ngx_memcpy(u->node.str.data, user->data, user->len);
-        u->node.node.key = hash;
-        u->connections = 0;
-
-        ngx_rbtree_insert(&ngx_chat_hub_users, &u->node.node);
-    }
-
-    if (n > 0) {
-        u->connections++;
-        return NGX_OK;
-    }
-
-    if (--u->connections == 0) {
-        ngx_rbtree_delete(&ngx_chat_hub_users, &u->node.node);
-        ngx_free(u);
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_uint_t
-ngx_chat_hub_online(ngx_str_t *user)
-{
-    return ngx_str_rbtree_lookup(&ngx_chat_hub_users, user,
-                                 ngx_crc32_short(user->data, user->len))
-           != NULL;
 }
 
 
@@ -374,9 +302,8 @@ ngx_chat_hub_user_in_room(ngx_chat_room_t *room, ngx_str_t *user,
         m = ngx_queue_data(q, ngx_chat_member_t, room_link);
 
         if (m != except && m->announced
-            && m->session->user.len == user->len
-            && ngx_strncmp(m->session->user.data, user->data, user->len)
-               == 0)
+            && m->peer->user.len == user->len
+            && ngx_strncmp(m->peer->user.data, user->data, user->len) == 0)
         {
             return 1;
         }

@@ -75,4 +75,36 @@ typedef struct {
 } ngx_chat_msg_t;
 
 
+/*
+ * How a session's replies are written: the JSON protocol's own encoders,
+ * or those of another wire protocol carrying the same requests.
+ */
+
+typedef struct {
+    ngx_chat_frame_t         *(*welcome)(ngx_str_t *user,
+                                         ngx_atomic_uint_t conn,
+                                         ngx_str_t *worker, ngx_log_t *log);
+    ngx_chat_frame_t         *(*joined)(ngx_str_t *room, uint64_t seq,
+                                        ngx_uint_t truncated, ngx_str_t *id,
+                                        ngx_log_t *log);
+    ngx_chat_frame_t         *(*left)(ngx_str_t *room, ngx_str_t *id,
+                                      ngx_log_t *log);
+    ngx_chat_frame_t         *(*ack)(ngx_str_t *room, uint64_t seq,
+                                     ngx_str_t *id, ngx_log_t *log);
+    ngx_chat_frame_t         *(*history)(ngx_str_t *room,
+                                         ngx_chat_frame_t **msgs,
+                                         ngx_uint_t n, ngx_str_t *id,
+                                         ngx_log_t *log);
+    ngx_chat_frame_t         *(*presence)(ngx_str_t *room, ngx_str_t *users,
+                                          ngx_uint_t n, ngx_str_t *id,
+                                          ngx_log_t *log);
+    ngx_chat_frame_t         *(*online)(ngx_str_t *users, u_char *present,
+                                        ngx_uint_t n, ngx_str_t *id,
+                                        ngx_log_t *log);
+    ngx_chat_frame_t         *(*heartbeat)(ngx_str_t *id, ngx_log_t *log);
+    ngx_chat_frame_t         *(*error)(ngx_uint_t code, char *message,
+                                       ngx_str_t *id, ngx_log_t *log);
+} ngx_chat_codec_t;
+
+
 #endif /* _NGX_CHAT_PROTOCOL_H_INCLUDED_ */

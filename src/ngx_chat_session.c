@@ -6,11 +6,8 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 #include "ngx_chat_session.h"
 #include "ngx_chat_worker.h"
-#include "ngx_chat_handshake.h"
-#include "ngx_chat_decode.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_store.h"
@@ -20,133 +17,184 @@
 /* consecutive rate_limited refusals tolerated before the close with 1008 */
 #define NGX_CHAT_SESSION_REFUSALS  10
 
+/* the request names a room the session must have joined */
+#define NGX_CHAT_SESSION_MEMBER    1
+/* the request counts against chat_rate */
+#define NGX_CHAT_SESSION_RATED     2
 
-static void ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode,
-    u_char *data, size_t len);
-static void ngx_chat_session_cleanup(ngx_chat_ws_t *ws);
+
+struct ngx_chat_session_s {
+    ngx_chat_peer_t             peer;         /* user, transport */
+    ngx_chat_codec_t           *codec;
+    ngx_chat_loc_conf_t        *conf;
+    ngx_log_t                  *log;
+    ngx_atomic_uint_t           number;       /* nginx's connection number */
+
+    ngx_queue_t                 rooms;        /* of ngx_chat_member_t */
+    ngx_uint_t                  nrooms;
+    ngx_queue_t                 ops;          /* store operations */
+
+    ngx_msec_t                  presence;     /* last refreshed */
+
+    ngx_uint_t                  tokens;       /* x1000 */
+    ngx_msec_t                  tokens_time;
+    ngx_uint_t                  refusals;
+};
+
+
+typedef void (*ngx_chat_session_start_pt)(ngx_chat_session_t *s,
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
+typedef ngx_chat_frame_t *(*ngx_chat_session_reply_pt)(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
+
+
+/*
+ * What a request does: checked by the flags, started, and, for the
+ * requests the store answers, replied to from what the store found, or
+ * refused with "failed".
+ */
+
+typedef struct {
+    ngx_uint_t                  flags;
+    ngx_chat_session_start_pt   start;
+    ngx_chat_session_reply_pt   reply;
+    char                       *failed;
+} ngx_chat_session_op_t;
+
+
 static void ngx_chat_session_join(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_join_done(ngx_chat_store_op_t *op);
 static void ngx_chat_session_leave(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_send(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
-static void ngx_chat_session_send_done(ngx_chat_store_op_t *op);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_history(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
-static void ngx_chat_session_history_done(ngx_chat_store_op_t *op);
-static void ngx_chat_session_typing(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_presence(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
-static void ngx_chat_session_presence_done(ngx_chat_store_op_t *op);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_online(ngx_chat_session_t *s,
-    ngx_chat_request_t *req);
-static void ngx_chat_session_online_done(ngx_chat_store_op_t *op);
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
+static void ngx_chat_session_heartbeat(ngx_chat_session_t *s,
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
+static void ngx_chat_session_typing(ngx_chat_session_t *s,
+    ngx_chat_request_t *req, ngx_chat_member_t *m);
+static ngx_chat_frame_t *ngx_chat_session_acked(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
+static ngx_chat_frame_t *ngx_chat_session_messages(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
+static ngx_chat_frame_t *ngx_chat_session_users(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
+static ngx_chat_frame_t *ngx_chat_session_present(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
+static void ngx_chat_session_done(ngx_chat_store_op_t *op);
 static ngx_chat_store_op_t *ngx_chat_session_op(ngx_chat_session_t *s,
     ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_chat_store_done_pt done);
 static ngx_chat_member_t *ngx_chat_session_member(ngx_chat_session_t *s,
     ngx_str_t *room);
+static void ngx_chat_session_part(ngx_chat_session_t *s,
+    ngx_chat_member_t *m);
 static ngx_uint_t ngx_chat_session_allow(ngx_chat_session_t *s);
+static void ngx_chat_session_presence_key(ngx_chat_session_t *s,
+    ngx_uint_t event);
 static void ngx_chat_session_reply(ngx_chat_session_t *s,
     ngx_chat_frame_t *f);
 static void ngx_chat_session_error(ngx_chat_session_t *s, ngx_uint_t code,
     char *message, ngx_str_t *id);
 
 
-ngx_int_t
-ngx_chat_session_handler(ngx_http_request_t *r)
+/* by NGX_CHAT_REQ_* */
+
+static ngx_chat_session_op_t  ngx_chat_session_ops[] = {
+
+    { 0, NULL, NULL, NULL },
+
+    { 0,
+      ngx_chat_session_join, NULL, "join failed" },
+
+    { NGX_CHAT_SESSION_MEMBER,
+      ngx_chat_session_leave, NULL, NULL },
+
+    { NGX_CHAT_SESSION_MEMBER|NGX_CHAT_SESSION_RATED,
+      ngx_chat_session_send, ngx_chat_session_acked, "message not stored" },
+
+    { NGX_CHAT_SESSION_MEMBER,
+      ngx_chat_session_history, ngx_chat_session_messages,
+      "history not available" },
+
+    { NGX_CHAT_SESSION_MEMBER,
+      ngx_chat_session_presence, ngx_chat_session_users,
+      "presence not available" },
+
+    { 0,
+      ngx_chat_session_online, ngx_chat_session_present,
+      "presence not available" },
+
+    { 0,
+      ngx_chat_session_heartbeat, NULL, NULL },
+
+    { NGX_CHAT_SESSION_MEMBER,
+      ngx_chat_session_typing, NULL, NULL }
+};
+
+
+/* what outlives the request lives on the connection's pool */
+
+ngx_chat_session_t *
+ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_atomic_uint_t number, ngx_chat_loc_conf_t *conf,
+    ngx_chat_transport_t *transport, ngx_chat_codec_t *codec, void *conn,
+    ngx_log_t *log)
 {
-    ngx_int_t             rc;
-    ngx_str_t             user;
-    ngx_chat_ws_t        *ws;
-    ngx_chat_session_t   *s;
-    ngx_chat_loc_conf_t  *lcf;
+    ngx_chat_session_t  *s;
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
-
-    rc = ngx_chat_handshake_check(r, lcf);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (lcf->user == NULL
-        || ngx_http_complex_value(r, lcf->user, &user) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (user.len == 0) {
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    if (user.len > NGX_CHAT_USER_MAX) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chat: user id of %uz bytes is too long", user.len);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    ws = ngx_chat_ws_create(r, lcf);
-    if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* what outlives the request lives on the connection's pool */
-
-    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_chat_session_t)
-                                         + user.len + ngx_chat_worker_id.len
-                                         + 1 + NGX_ATOMIC_T_LEN);
+    s = ngx_pcalloc(pool, sizeof(ngx_chat_session_t) + user->len);
     if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
-    s->ws = ws;
-    s->user.data = (u_char *) (s + 1);
-    s->user.len = user.len;
-    ngx_memcpy(s->user.data, user.data, user.len);
-    s->tokens = lcf->burst;
+    s->peer.user.data = (u_char *) (s + 1);
+    s->peer.user.len = user->len;
+    ngx_memcpy(s->peer.user.data, user->data, user->len);
+    s->peer.transport = transport;
+    s->peer.conn = conn;
+
+    s->codec = codec;
+    s->conf = conf;
+    s->log = log;
+    s->number = number;
+    s->tokens = conf->burst;
     s->tokens_time = ngx_current_msec;
     ngx_queue_init(&s->rooms);
     ngx_queue_init(&s->ops);
 
-    ws->data = s;
-    ws->on_message = ngx_chat_session_message;
-
-    if (ngx_chat_ws_start(ws) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ws->on_cleanup = ngx_chat_session_cleanup;
-    ngx_chat_stat_inc(connections);
-
-    /* this connection among all of the user's: worker and number */
-
-    s->conn.data = s->user.data + s->user.len;
-    s->conn.len = ngx_sprintf(s->conn.data, "%V#%uA", &ngx_chat_worker_id,
-                              r->connection->number)
-                  - s->conn.data;
-
-    s->presence = ngx_current_msec;
-    ngx_chat_store->presence(&s->user, &s->conn, NGX_CHAT_PRESENCE_CONNECT,
-                             lcf->presence_ttl);
-
-    ngx_chat_session_reply(s, ngx_chat_encode_welcome(&s->user,
-                                                r->connection->number,
-                                                &ngx_chat_worker_id,
-                                                r->connection->log));
-
-    return NGX_DONE;
+    return s;
 }
 
 
-static void
-ngx_chat_session_cleanup(ngx_chat_ws_t *ws)
-{
-    ngx_queue_t         *q;
-    ngx_chat_session_t  *s;
+/* the transport is up: the client is online, and welcomed */
 
-    s = ws->data;
+void
+ngx_chat_session_start(ngx_chat_session_t *s)
+{
+    ngx_chat_stat_inc(connections);
+
+    s->presence = ngx_current_msec;
+    ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_CONNECT);
+
+    ngx_chat_session_reply(s, s->codec->welcome(&s->peer.user, s->number,
+                                                &ngx_chat_worker_id,
+                                                s->log));
+}
+
+
+/* the transport is gone: nothing of the session may be used after this */
+
+void
+ngx_chat_session_close(ngx_chat_session_t *s)
+{
+    ngx_queue_t  *q;
 
     while (!ngx_queue_empty(&s->ops)) {
         ngx_chat_store_op_cancel(ngx_queue_data(ngx_queue_head(&s->ops),
@@ -155,86 +203,78 @@ ngx_chat_session_cleanup(ngx_chat_ws_t *ws)
 
     while (!ngx_queue_empty(&s->rooms)) {
         q = ngx_queue_head(&s->rooms);
-        ngx_chat_hub_leave(ngx_queue_data(q, ngx_chat_member_t,
-                                          session_link));
+        ngx_chat_session_part(s, ngx_queue_data(q, ngx_chat_member_t,
+                                                owner_link));
     }
 
-    ngx_chat_store->presence(&s->user, &s->conn,
-                             NGX_CHAT_PRESENCE_DISCONNECT,
-                             ws->conf->presence_ttl);
+    ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_DISCONNECT);
 
     ngx_chat_stat_dec(connections);
 }
 
 
-static void
-ngx_chat_session_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
-    size_t len)
-{
-    ngx_chat_session_t  *s;
-    ngx_chat_request_t   req;
+/* a request as the codec decoded it; req->error set: it was refused */
 
-    s = ws->data;
+void
+ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
+{
+    ngx_chat_member_t      *m;
+    ngx_chat_session_op_t  *o;
 
     /* any request says the client is there: at most once per TTL/3 */
 
-    if (ngx_current_msec - s->presence >= ws->conf->presence_ttl / 3) {
+    if (ngx_current_msec - s->presence >= s->conf->presence_ttl / 3) {
         s->presence = ngx_current_msec;
-        ngx_chat_store->presence(&s->user, &s->conn,
-                                 NGX_CHAT_PRESENCE_REFRESH,
-                                 ws->conf->presence_ttl);
+        ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_REFRESH);
     }
 
-    if (ngx_chat_decode_request(data, len, &req, 0) != NGX_OK) {
-        ngx_chat_session_error(s, req.error, req.reason, &req.id);
-        ngx_chat_decode_free(&req);
+    if (req->error) {
+        ngx_chat_session_error(s, req->error, req->reason, &req->id);
         return;
     }
 
-    switch (req.op) {
+    o = &ngx_chat_session_ops[req->op];
+    m = NULL;
 
-    case NGX_CHAT_REQ_JOIN:
-        ngx_chat_session_join(s, &req);
-        break;
+    if (o->flags & NGX_CHAT_SESSION_MEMBER) {
+        m = ngx_chat_session_member(s, &req->room);
 
-    case NGX_CHAT_REQ_LEAVE:
-        ngx_chat_session_leave(s, &req);
-        break;
-
-    case NGX_CHAT_REQ_SEND:
-        ngx_chat_session_send(s, &req);
-        break;
-
-    case NGX_CHAT_REQ_HISTORY:
-        ngx_chat_session_history(s, &req);
-        break;
-
-    case NGX_CHAT_REQ_HEARTBEAT:
-        ngx_chat_session_reply(s, ngx_chat_encode_heartbeat(&req.id,
-                                                    ws->connection->log));
-        break;
-
-    case NGX_CHAT_REQ_TYPING:
-        ngx_chat_session_typing(s, &req);
-        break;
-
-    case NGX_CHAT_REQ_ONLINE:
-        ngx_chat_session_online(s, &req);
-        break;
-
-    default: /* NGX_CHAT_REQ_PRESENCE */
-        ngx_chat_session_presence(s, &req);
+        if (m == NULL) {
+            ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
+                                   "not in this room", &req->id);
+            return;
+        }
     }
 
-    ngx_chat_decode_free(&req);
+    if (o->flags & NGX_CHAT_SESSION_RATED) {
+
+        if (!ngx_chat_session_allow(s)) {
+
+            if (++s->refusals > NGX_CHAT_SESSION_REFUSALS) {
+                ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                              "chat: client keeps flooding, closing");
+                s->peer.transport->close(s->peer.conn, NGX_CHAT_CLOSE_POLICY,
+                                         "rate limit");
+                return;
+            }
+
+            ngx_chat_session_error(s, NGX_CHAT_ERR_RATE_LIMITED,
+                                   "chat_rate exceeded", &req->id);
+            return;
+        }
+
+        s->refusals = 0;
+    }
+
+    o->start(s, req, m);
 }
 
 
 static void
-ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req)
+ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
     ngx_chat_room_t      *room;
-    ngx_chat_member_t    *m;
     ngx_chat_store_op_t  *op;
 
     m = ngx_chat_session_member(s, &req->room);
@@ -243,17 +283,16 @@ ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req)
         room = m->room;
 
     } else {
-        if (s->nrooms >= s->ws->conf->max_rooms) {
+        if (s->nrooms >= s->conf->max_rooms) {
             ngx_chat_session_error(s, NGX_CHAT_ERR_TOO_MANY_ROOMS,
                                    "chat_max_rooms reached", &req->id);
             return;
         }
 
-        room = ngx_chat_hub_room(&req->room, s->ws->connection->log);
+        room = ngx_chat_hub_room(&req->room, s->log);
+        m = room ? ngx_chat_hub_join(room, &s->peer, s->log) : NULL;
 
-        if (room == NULL
-            || ngx_chat_hub_join(room, s, s->ws->connection->log) == NULL)
-        {
+        if (m == NULL) {
             if (room) {
                 ngx_chat_hub_release(room);
             }
@@ -262,6 +301,9 @@ ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req)
                                    "out of memory", &req->id);
             return;
         }
+
+        ngx_queue_insert_tail(&s->rooms, &m->owner_link);
+        s->nrooms++;
     }
 
     op = ngx_chat_session_op(s, room, req, ngx_chat_session_join_done);
@@ -294,25 +336,28 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
     }
 
     if (op->error) {
-        ngx_chat_session_error(s, op->error, "join failed", &op->id);
+        ngx_chat_session_error(s, op->error,
+                               ngx_chat_session_ops[NGX_CHAT_REQ_JOIN].failed,
+                               &op->id);
 
         if (!m->ready) {
-            ngx_chat_hub_leave(m);
+            ngx_chat_session_part(s, m);
         }
 
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_encode_joined(&op->room->node.str,
-                                                op->seq, op->truncated,
-                                                &op->id,
-                                                s->ws->connection->log));
+    ngx_chat_session_reply(s, s->codec->joined(&op->room->node.str, op->seq,
+                                               op->truncated, &op->id,
+                                               s->log));
 
     if (m->ready) {
         /* joined again: the replay asked for, live messages go on */
 
         for (n = 0, i = 0; i < op->nframes; i++) {
-            if (ngx_chat_ws_send(s->ws, op->frames[i]) == NGX_OK) {
+            if (s->peer.transport->deliver(s->peer.conn, op->frames[i])
+                == NGX_OK)
+            {
                 n++;
             }
         }
@@ -335,70 +380,36 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
 
     ngx_chat_hub_ready(m);
 
-    ngx_chat_store->presence_room(m->room, &s->user, 1);
+    ngx_chat_store->presence_room(m->room, &s->peer.user, 1);
     m->announced = 1;
 }
 
 
 static void
-ngx_chat_session_leave(ngx_chat_session_t *s, ngx_chat_request_t *req)
+ngx_chat_session_leave(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
-    ngx_chat_member_t  *m;
+    ngx_chat_session_part(s, m);
 
-    m = ngx_chat_session_member(s, &req->room);
-
-    if (m == NULL) {
-        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
-                               "not in this room", &req->id);
-        return;
-    }
-
-    ngx_chat_hub_leave(m);
-
-    ngx_chat_session_reply(s, ngx_chat_encode_left(&req->room, &req->id,
-                                                s->ws->connection->log));
+    ngx_chat_session_reply(s, s->codec->left(&req->room, &req->id, s->log));
 }
 
 
 static void
-ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req)
+ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
     ngx_chat_msg_t        msg;
-    ngx_chat_member_t    *m;
     ngx_chat_store_op_t  *op;
 
-    m = ngx_chat_session_member(s, &req->room);
-
-    if (m == NULL) {
-        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
-                               "not in this room", &req->id);
-        return;
-    }
-
-    if (!ngx_chat_session_allow(s)) {
-
-        if (++s->refusals > NGX_CHAT_SESSION_REFUSALS) {
-            ngx_log_error(NGX_LOG_INFO, s->ws->connection->log, 0,
-                          "chat: client keeps flooding, closing");
-            ngx_chat_ws_close(s->ws, NGX_CHAT_CLOSE_POLICY, "rate limit");
-            return;
-        }
-
-        ngx_chat_session_error(s, NGX_CHAT_ERR_RATE_LIMITED,
-                               "chat_rate exceeded", &req->id);
-        return;
-    }
-
-    s->refusals = 0;
-
-    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_send_done);
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_done);
     if (op == NULL) {
         return;
     }
 
     ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
     msg.room = m->room->node.str;
-    msg.user = s->user;
+    msg.user = s->peer.user;
     msg.text = req->text;
 
     ngx_chat_store->publish(op, &msg);
@@ -406,83 +417,62 @@ ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
 
 static void
-ngx_chat_session_send_done(ngx_chat_store_op_t *op)
+ngx_chat_session_history(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
-    ngx_chat_session_t  *s;
-
-    s = op->data;
-
-    if (op->error) {
-        ngx_chat_session_error(s, op->error, "message not stored", &op->id);
-        return;
-    }
-
-    ngx_chat_stat_inc(messages_received);
-
-    ngx_chat_session_reply(s, ngx_chat_encode_ack(&op->room->node.str,
-                                                op->seq, &op->id,
-                                                s->ws->connection->log));
-}
-
-
-static void
-ngx_chat_session_history(ngx_chat_session_t *s, ngx_chat_request_t *req)
-{
-    ngx_chat_member_t    *m;
     ngx_chat_store_op_t  *op;
 
-    m = ngx_chat_session_member(s, &req->room);
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_done);
 
-    if (m == NULL) {
-        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
-                               "not in this room", &req->id);
-        return;
+    if (op) {
+        ngx_chat_store->history(op);
     }
-
-    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_history_done);
-    if (op == NULL) {
-        return;
-    }
-
-    ngx_chat_store->history(op);
 }
 
 
 static void
-ngx_chat_session_history_done(ngx_chat_store_op_t *op)
+ngx_chat_session_presence(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
-    ngx_chat_session_t  *s;
+    ngx_chat_store_op_t  *op;
 
-    s = op->data;
+    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_done);
 
-    if (op->error) {
-        ngx_chat_session_error(s, op->error, "history not available",
-                               &op->id);
-        return;
+    if (op) {
+        ngx_chat_store->members(op);
     }
+}
 
-    ngx_chat_session_reply(s, ngx_chat_encode_history(&op->room->node.str,
-                                                op->frames, op->nframes,
-                                                &op->id,
-                                                s->ws->connection->log));
+
+static void
+ngx_chat_session_online(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
+{
+    ngx_chat_store_op_t  *op;
+
+    op = ngx_chat_session_op(s, NULL, req, ngx_chat_session_done);
+
+    if (op) {
+        ngx_chat_store->online(op);
+    }
+}
+
+
+static void
+ngx_chat_session_heartbeat(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
+{
+    ngx_chat_session_reply(s, s->codec->heartbeat(&req->id, s->log));
 }
 
 
 /* at most one a second per connection and room; no reply */
 
 static void
-ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req)
+ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req,
+    ngx_chat_member_t *m)
 {
-    ngx_chat_frame_t   *f;
-    ngx_chat_member_t  *m;
-
-    m = ngx_chat_session_member(s, &req->room);
-
-    if (m == NULL) {
-        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
-                               "not in this room", &req->id);
-        return;
-    }
+    ngx_chat_frame_t  *f;
 
     if (m->typing && ngx_current_msec - m->typing < 1000) {
         return;
@@ -490,91 +480,66 @@ ngx_chat_session_typing(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
     m->typing = ngx_current_msec;
 
-    f = ngx_chat_encode_typing(&m->room->node.str, &s->user,
-                                 s->ws->connection->log);
+    f = ngx_chat_encode_typing(&m->room->node.str, &s->peer.user, s->log);
     if (f == NULL) {
         return;
     }
 
-    ngx_chat_store->typing(m->room, f, &s->user);
+    ngx_chat_store->typing(m->room, f, &s->peer.user);
     ngx_chat_frame_unref(f);
 }
 
 
-static void
-ngx_chat_session_presence(ngx_chat_session_t *s, ngx_chat_request_t *req)
+static ngx_chat_frame_t *
+ngx_chat_session_acked(ngx_chat_session_t *s, ngx_chat_store_op_t *op)
 {
-    ngx_chat_member_t    *m;
-    ngx_chat_store_op_t  *op;
+    ngx_chat_stat_inc(messages_received);
 
-    m = ngx_chat_session_member(s, &req->room);
-
-    if (m == NULL) {
-        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
-                               "not in this room", &req->id);
-        return;
-    }
-
-    op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_presence_done);
-    if (op == NULL) {
-        return;
-    }
-
-    ngx_chat_store->members(op);
+    return s->codec->ack(&op->room->node.str, op->seq, &op->id, s->log);
 }
 
 
-static void
-ngx_chat_session_presence_done(ngx_chat_store_op_t *op)
+static ngx_chat_frame_t *
+ngx_chat_session_messages(ngx_chat_session_t *s, ngx_chat_store_op_t *op)
 {
-    ngx_chat_session_t  *s;
+    return s->codec->history(&op->room->node.str, op->frames, op->nframes,
+                             &op->id, s->log);
+}
+
+
+static ngx_chat_frame_t *
+ngx_chat_session_users(ngx_chat_session_t *s, ngx_chat_store_op_t *op)
+{
+    return s->codec->presence(&op->room->node.str, op->users, op->nusers,
+                              &op->id, s->log);
+}
+
+
+static ngx_chat_frame_t *
+ngx_chat_session_present(ngx_chat_session_t *s, ngx_chat_store_op_t *op)
+{
+    return s->codec->online(op->users, op->present, op->nusers, &op->id,
+                            s->log);
+}
+
+
+/* the store has answered a request that is nothing but its answer */
+
+static void
+ngx_chat_session_done(ngx_chat_store_op_t *op)
+{
+    ngx_chat_session_t     *s;
+    ngx_chat_session_op_t  *o;
 
     s = op->data;
+    o = &ngx_chat_session_ops[op->op];
 
     if (op->error) {
-        ngx_chat_session_error(s, op->error, "presence not available",
-                               &op->id);
+        ngx_chat_session_error(s, op->error, o->failed, &op->id);
         return;
     }
 
-    ngx_chat_session_reply(s, ngx_chat_encode_presence(&op->room->node.str,
-                                                op->users, op->nusers,
-                                                &op->id,
-                                                s->ws->connection->log));
-}
-
-
-static void
-ngx_chat_session_online(ngx_chat_session_t *s, ngx_chat_request_t *req)
-{
-    ngx_chat_store_op_t  *op;
-
-    op = ngx_chat_session_op(s, NULL, req, ngx_chat_session_online_done);
-    if (op == NULL) {
-        return;
-    }
-
-    ngx_chat_store->online(op);
-}
-
-
-static void
-ngx_chat_session_online_done(ngx_chat_store_op_t *op)
-{
-    ngx_chat_session_t  *s;
-
-    s = op->data;
-
-    if (op->error) {
-        ngx_chat_session_error(s, op->error, "presence not available",
-                               &op->id);
-        return;
-    }
-
-    ngx_chat_session_reply(s, ngx_chat_encode_online(op->users,
-                                                op->present, op->nusers,
-                                                &op->id,
-                                                s->ws->connection->log));
+    ngx_chat_session_reply(s, o->reply(s, op));
 }
 
 
@@ -584,7 +549,7 @@ ngx_chat_session_op(ngx_chat_session_t *s, ngx_chat_room_t *room,
 {
     ngx_chat_store_op_t  *op;
 
-    op = ngx_chat_store_op(room, req, s->ws->connection->log);
+    op = ngx_chat_store_op(room, req, s->log);
     if (op == NULL) {
         ngx_chat_session_error(s, NGX_CHAT_ERR_INTERNAL, "out of memory",
                                &req->id);
@@ -609,7 +574,7 @@ ngx_chat_session_member(ngx_chat_session_t *s, ngx_str_t *room)
          q != ngx_queue_sentinel(&s->rooms);
          q = ngx_queue_next(q))
     {
-        m = ngx_queue_data(q, ngx_chat_member_t, session_link);
+        m = ngx_queue_data(q, ngx_chat_member_t, owner_link);
 
         if (m->room->node.str.len == room->len
             && ngx_strncmp(m->room->node.str.data, room->data, room->len)
@@ -623,23 +588,47 @@ ngx_chat_session_member(ngx_chat_session_t *s, ngx_str_t *room)
 }
 
 
+/* out of the room; the store hears of the leave, and of an empty room */
+
+static void
+ngx_chat_session_part(ngx_chat_session_t *s, ngx_chat_member_t *m)
+{
+    ngx_uint_t        announced;
+    ngx_chat_room_t  *room;
+
+    room = m->room;
+    announced = m->announced;
+
+    ngx_queue_remove(&m->owner_link);
+    s->nrooms--;
+
+    ngx_chat_hub_leave(m);
+
+    if (announced) {
+        ngx_chat_store->presence_room(room, &s->peer.user, 0);
+    }
+
+    if (room->nmembers == 0) {
+        /* the store releases the room, now or once it is done with it */
+        ngx_chat_store->leave(room);
+    }
+}
+
+
 /* a token bucket: chat_rate refills it, chat_rate's burst is its size */
 
 static ngx_uint_t
 ngx_chat_session_allow(ngx_chat_session_t *s)
 {
-    ngx_msec_t            elapsed;
-    ngx_chat_loc_conf_t  *lcf;
-
-    lcf = s->ws->conf;
+    ngx_msec_t  elapsed;
 
     elapsed = ngx_current_msec - s->tokens_time;
     s->tokens_time = ngx_current_msec;
 
-    s->tokens += elapsed * lcf->rate / 1000;
+    s->tokens += elapsed * s->conf->rate / 1000;
 
-    if (s->tokens > lcf->burst) {
-        s->tokens = lcf->burst;
+    if (s->tokens > s->conf->burst) {
+        s->tokens = s->conf->burst;
     }
 
     if (s->tokens < 1000) {
@@ -652,15 +641,33 @@ ngx_chat_session_allow(ngx_chat_session_t *s)
 }
 
 
+/* this connection among all of the user's: its worker and its number */
+
+static void
+ngx_chat_session_presence_key(ngx_chat_session_t *s, ngx_uint_t event)
+{
+    u_char     buf[NGX_CHAT_WORKER_ID_LEN + 1 + NGX_ATOMIC_T_LEN];
+    ngx_str_t  conn;
+
+    conn.data = buf;
+    conn.len = ngx_sprintf(buf, "%V#%uA", &ngx_chat_worker_id, s->number)
+               - buf;
+
+    ngx_chat_store->presence(&s->peer.user, &conn, event,
+                             s->conf->presence_ttl);
+}
+
+
 static void
 ngx_chat_session_reply(ngx_chat_session_t *s, ngx_chat_frame_t *f)
 {
     if (f == NULL) {
-        s->ws->connection->error = 1;
+        s->peer.transport->close(s->peer.conn, NGX_CHAT_CLOSE_INTERNAL,
+                                 "out of memory");
         return;
     }
 
-    (void) ngx_chat_ws_send(s->ws, f);
+    (void) s->peer.transport->reply(s->peer.conn, f);
     ngx_chat_frame_unref(f);
 }
 
@@ -669,9 +676,8 @@ static void
 ngx_chat_session_error(ngx_chat_session_t *s, ngx_uint_t code, char *message,
     ngx_str_t *id)
 {
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->ws->connection->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "chat: request refused: %ui \"%s\"", code, message);
 
-    ngx_chat_session_reply(s, ngx_chat_encode_error(code, message, id,
-                                                s->ws->connection->log));
+    ngx_chat_session_reply(s, s->codec->error(code, message, id, s->log));
 }

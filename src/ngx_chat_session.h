@@ -10,30 +10,24 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 #include "ngx_chat.h"
-#include "ngx_chat_ws.h"
+#include "ngx_chat_protocol.h"
 
 
-/* one chat client: its user, its rooms, its send allowance */
+/*
+ * One chat client, whatever carries it: its user, its rooms, its limits,
+ * its requests and what they are answered with.  It reaches the client
+ * through a transport and writes its replies with a codec.
+ */
 
-struct ngx_chat_session_s {
-    ngx_chat_ws_t              *ws;
-    ngx_str_t                   user;
-    ngx_str_t                   conn;         /* worker#number */
-    ngx_queue_t                 rooms;        /* of ngx_chat_member_t */
-    ngx_uint_t                  nrooms;
-    ngx_queue_t                 ops;          /* store operations */
-
-    ngx_msec_t                  presence;     /* last refreshed */
-
-    ngx_uint_t                  tokens;       /* x1000 */
-    ngx_msec_t                  tokens_time;
-    ngx_uint_t                  refusals;
-};
-
-
-ngx_int_t ngx_chat_session_handler(ngx_http_request_t *r);
+ngx_chat_session_t *ngx_chat_session_create(ngx_pool_t *pool,
+    ngx_str_t *user, ngx_atomic_uint_t number, ngx_chat_loc_conf_t *conf,
+    ngx_chat_transport_t *transport, ngx_chat_codec_t *codec, void *conn,
+    ngx_log_t *log);
+void ngx_chat_session_start(ngx_chat_session_t *s);
+void ngx_chat_session_request(ngx_chat_session_t *s,
+    ngx_chat_request_t *req);
+void ngx_chat_session_close(ngx_chat_session_t *s);
 
 
 #endif /* _NGX_CHAT_SESSION_H_INCLUDED_ */

@@ -70,6 +70,7 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_queue_init(&op->queue);
     ngx_queue_init(&op->wait);
     op->log = log;
+    op->op = req->op;
     op->room = room;
 
     if (room) {

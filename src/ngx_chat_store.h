@@ -37,6 +37,7 @@ struct ngx_chat_store_op_s {
     ngx_chat_store_done_pt      done;
     ngx_log_t                  *log;
 
+    ngx_uint_t                  op;           /* NGX_CHAT_REQ_* */
     ngx_chat_room_t            *room;         /* held by room->refs */
     ngx_str_t                   id;
 

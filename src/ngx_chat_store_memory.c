@@ -10,7 +10,14 @@
 #include "ngx_chat_encode.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_hub.h"
-#include "ngx_chat_session.h"
+
+
+/* the users with connections on this worker, for "online" */
+
+typedef struct {
+    ngx_str_node_t              node;
+    ngx_uint_t                  connections;
+} ngx_chat_memory_user_t;
 
 
 /* the last chat_history_cache message frames of a room */
@@ -40,6 +47,7 @@ static void ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *user);
 static void ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn,
     ngx_uint_t event, ngx_msec_t ttl);
+static ngx_chat_memory_user_t *ngx_chat_memory_user(ngx_str_t *user);
 static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
     uint64_t to);
 static ngx_int_t ngx_chat_memory_push(ngx_chat_room_t *room,
@@ -62,9 +70,11 @@ ngx_chat_store_t  ngx_chat_store_memory = {
 };
 
 
-static ngx_uint_t  ngx_chat_memory_cache;
-static ngx_uint_t  ngx_chat_memory_presence_max;
-static ngx_log_t  *ngx_chat_memory_log;
+static ngx_uint_t         ngx_chat_memory_cache;
+static ngx_uint_t         ngx_chat_memory_presence_max;
+static ngx_log_t         *ngx_chat_memory_log;
+static ngx_rbtree_t       ngx_chat_memory_users;
+static ngx_rbtree_node_t  ngx_chat_memory_users_sentinel;
 
 
 static ngx_int_t
@@ -77,6 +87,9 @@ ngx_chat_memory_init_process(ngx_cycle_t *cycle)
     ngx_chat_memory_cache = cmcf->history_cache;
     ngx_chat_memory_presence_max = cmcf->presence_events_max;
     ngx_chat_memory_log = cycle->log;
+
+    ngx_rbtree_init(&ngx_chat_memory_users, &ngx_chat_memory_users_sentinel,
+                    ngx_str_rbtree_insert_value);
 
     return NGX_OK;
 }
@@ -191,14 +204,17 @@ ngx_chat_memory_online(ngx_chat_store_op_t *op)
     ngx_uint_t  i;
 
     for (i = 0; i < op->nusers; i++) {
-        op->present[i] = ngx_chat_hub_online(&op->users[i]);
+        op->present[i] = (ngx_chat_memory_user(&op->users[i]) != NULL);
     }
 
     ngx_chat_store_op_done(op);
 }
 
 
-/* the user's first connection into the room, or last out: tell it */
+/*
+ * The user's first connection into the room, or last out: tell it.  A
+ * joining member is in the room already, a leaving one is not any more.
+ */
 
 static void
 ngx_chat_memory_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
@@ -209,7 +225,7 @@ ngx_chat_memory_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     /* in a big room every join would go to every member: N^2 */
 
     if (ngx_chat_memory_presence_max
-        && room->nmembers > ngx_chat_memory_presence_max)
+        && room->nmembers + !join > ngx_chat_memory_presence_max)
     {
         return;
     }
@@ -258,7 +274,7 @@ ngx_chat_memory_members(ngx_chat_store_op_t *op)
         m = ngx_queue_data(q, ngx_chat_member_t, room_link);
 
         if (m->announced) {
-            users[n++] = m->session->user;
+            users[n++] = m->peer->user;
         }
     }
 
@@ -308,11 +324,51 @@ static void
 ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn, ngx_uint_t event,
     ngx_msec_t ttl)
 {
-    if (event != NGX_CHAT_PRESENCE_REFRESH) {
-        (void) ngx_chat_hub_user(user,
-                                 event == NGX_CHAT_PRESENCE_CONNECT ? 1 : -1,
-                                 ngx_chat_memory_log);
+    ngx_chat_memory_user_t  *u;
+
+    if (event == NGX_CHAT_PRESENCE_REFRESH) {
+        return;
     }
+
+    u = ngx_chat_memory_user(user);
+
+    if (event == NGX_CHAT_PRESENCE_DISCONNECT) {
+
+        if (u && --u->connections == 0) {
+            ngx_rbtree_delete(&ngx_chat_memory_users, &u->node.node);
+            ngx_free(u);
+        }
+
+        return;
+    }
+
+    if (u == NULL) {
+        u = ngx_alloc(sizeof(ngx_chat_memory_user_t) + user->len,
+                      ngx_chat_memory_log);
+        if (u == NULL) {
+            return;
+        }
+
+        u->node.str.data = (u_char *) (u + 1);
+        u->node.str.len = user->len;
+        ngx_memcpy(u->node.str.data, user->data, user->len);
+        u->node.node.key = ngx_crc32_short(user->data, user->len);
+        u->connections = 0;
+
+        ngx_rbtree_insert(&ngx_chat_memory_users, &u->node.node);
+    }
+
+    u->connections++;
+}
+
+
+static ngx_chat_memory_user_t *
+ngx_chat_memory_user(ngx_str_t *user)
+{
+    return (ngx_chat_memory_user_t *) ngx_str_rbtree_lookup(
+                                        &ngx_chat_memory_users, user,
+                                        ngx_crc32_short(user->data,
+                                                        user->len));
 }
 
 

@@ -41,6 +41,10 @@ static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
 static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_request_cleanup(void *data);
 static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
+static ngx_int_t ngx_chat_ws_transport_send(void *conn, ngx_chat_frame_t *f);
+static void ngx_chat_ws_transport_close(void *conn, ngx_uint_t code,
+    char *reason);
+static size_t ngx_chat_ws_transport_backlog(void *conn);
 
 
 /* one read buffer per worker: messages are handled before the next read */
@@ -48,6 +52,16 @@ static u_char  ngx_chat_ws_buf[NGX_CHAT_WS_READ];
 
 /* every ping is the same two bytes: one frame per worker, never freed */
 static ngx_chat_frame_t  *ngx_chat_ws_ping;
+
+
+/* a session's transport: events and replies are frames alike */
+
+ngx_chat_transport_t  ngx_chat_ws_transport = {
+    ngx_chat_ws_transport_send,
+    ngx_chat_ws_transport_send,
+    ngx_chat_ws_transport_close,
+    ngx_chat_ws_transport_backlog
+};
 
 
 ngx_chat_ws_t *
@@ -746,4 +760,27 @@ ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
         ngx_free(ws->early);
         ws->early = NULL;
     }
+}
+
+
+static ngx_int_t
+ngx_chat_ws_transport_send(void *conn, ngx_chat_frame_t *f)
+{
+    return ngx_chat_ws_send(conn, f);
+}
+
+
+static void
+ngx_chat_ws_transport_close(void *conn, ngx_uint_t code, char *reason)
+{
+    ngx_chat_ws_close(conn, code, reason);
+}
+
+
+static size_t
+ngx_chat_ws_transport_backlog(void *conn)
+{
+    ngx_chat_ws_t *ws = conn;
+
+    return ws->out.bytes;
 }

@@ -50,6 +50,9 @@ struct ngx_chat_ws_s {
 };
 
 
+extern ngx_chat_transport_t  ngx_chat_ws_transport;
+
+
 ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf);
 ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
