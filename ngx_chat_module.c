@@ -15,7 +15,10 @@
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
 #include "ngx_chat_redis.h"
+#include "ngx_chat_store_memory.h"
 #include "ngx_chat_store_redis.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_writer.h"
 #include "ngx_chat_publish.h"
 
 
@@ -567,31 +570,60 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    ngx_chat_worker_init(cycle);
-
-    ngx_chat_hub_init();
-
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
-
-    if (cmcf && cmcf->redis) {
-        ngx_chat_store = &ngx_chat_store_redis;
+    if (cmcf == NULL) {
+        return NGX_OK;
     }
+
+    ngx_chat_worker_init(cycle);
+    ngx_chat_hub_init();
 
     if (ngx_chat_status_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_chat_store_init_process(cycle);
+    /* the transcript's pool first: the store reads it, the writer fills it */
+
+    if (cmcf->postgres.len
+        && ngx_chat_pg_init(&cmcf->postgres, cmcf->postgres_pool,
+                            cycle->log)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_store = cmcf->redis ? &ngx_chat_store_redis
+                                 : &ngx_chat_store_memory;
+
+    if (ngx_chat_store_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (cmcf->postgres.len) {
+        return ngx_chat_writer_init(cycle, cmcf);
+    }
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_chat_main_conf_t  *cmcf;
+
     if (ngx_chat_worker_id.len == 0) {
         return;
     }
 
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
     ngx_chat_store_exit_process(cycle);
+
+    if (cmcf->postgres.len) {
+        ngx_chat_writer_exit();
+        ngx_chat_pg_done();
+    }
+
     ngx_chat_status_exit_process(cycle);
 }

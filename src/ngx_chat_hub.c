@@ -176,6 +176,10 @@ ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
 
     ngx_chat_stat_add(messages_delivered, n);
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "chat: room \"%V\": message %uL to %ui members",
+                   &room->node.str, f->seq, n);
+
     return n;
 }
 
@@ -203,6 +207,10 @@ ngx_chat_hub_ready(ngx_chat_member_t *m)
     ngx_uint_t  i, n;
 
     m->ready = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "chat: room \"%V\": joined, %ui held messages follow",
+                   &m->room->node.str, m->npending);
 
     for (n = 0, i = 0; i < m->npending; i++) {
         if (ngx_chat_hub_send(m, m->pending[i]) == NGX_OK) {

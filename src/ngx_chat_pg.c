@@ -89,11 +89,8 @@ ngx_chat_pg_init(ngx_str_t *conninfo, ngx_uint_t size, ngx_log_t *log)
     ngx_chat_pg_nconns = size;
 
     for (i = 0; i < size; i++) {
-        ngx_chat_pg_conns[i].reconnect.handler =
-                                            ngx_chat_pg_reconnect_handler;
-        ngx_chat_pg_conns[i].reconnect.data = &ngx_chat_pg_conns[i];
-        ngx_chat_pg_conns[i].reconnect.log = log;
-        ngx_chat_pg_conns[i].reconnect.cancelable = 1;
+        ngx_chat_worker_timer(&ngx_chat_pg_conns[i].reconnect,
+                              ngx_chat_pg_reconnect_handler, log);
 
         ngx_chat_pg_connect(&ngx_chat_pg_conns[i]);
     }
@@ -125,6 +122,15 @@ ngx_chat_pg_done(void)
     }
 
     ngx_chat_pg_nqueued = 0;
+}
+
+
+/* chat_postgres is set: the transcript is kept */
+
+ngx_uint_t
+ngx_chat_pg_configured(void)
+{
+    return ngx_chat_pg_nconns != 0;
 }
 
 
@@ -238,7 +244,9 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 static void
 ngx_chat_pg_reconnect_handler(ngx_event_t *ev)
 {
-    ngx_chat_pg_connect(ev->data);
+    ngx_chat_pg_connect((ngx_chat_pg_conn_t *)
+                        ((u_char *) ev
+                         - offsetof(ngx_chat_pg_conn_t, reconnect)));
 }
 
 
@@ -318,6 +326,9 @@ ngx_chat_pg_close(ngx_chat_pg_conn_t *pc, ngx_uint_t again)
     pc->backoff = pc->backoff ? ngx_min(2 * pc->backoff,
                                         NGX_CHAT_PG_BACKOFF_MAX)
                               : NGX_CHAT_PG_BACKOFF_MIN;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_pg_log, 0,
+                   "chat: postgres: reconnecting in %M ms", pc->backoff);
 
     ngx_add_timer(&pc->reconnect, pc->backoff);
 }
@@ -518,6 +529,11 @@ ngx_chat_pg_send(ngx_chat_pg_conn_t *pc)
         ngx_chat_pg_close(pc, 1);
         return;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_chat_pg_log, 0,
+                   "chat: postgres: query sent, %ui waiting: %*s...",
+                   ngx_chat_pg_nqueued,
+                   ngx_min(ngx_strlen(query->sql), 40), query->sql);
 
     switch (PQflush(pc->conn)) {
 

@@ -145,10 +145,8 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rd)
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
-    rd->reconnect.handler = ngx_chat_redis_reconnect_handler;
-    rd->reconnect.data = rd;
-    rd->reconnect.log = rd->log;
-    rd->reconnect.cancelable = 1;
+    ngx_chat_worker_timer(&rd->reconnect, ngx_chat_redis_reconnect_handler,
+                          rd->log);
 
     if (rd->conf->path) {
         ac = redisAsyncConnectUnix((char *) rd->conf->path);
@@ -259,6 +257,10 @@ ngx_chat_redis_reconnect(ngx_chat_redis_t *rd)
         rd->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "chat: redis %s: reconnecting in %M ms", rd->name,
+                   rd->backoff);
+
     ngx_add_timer(&rd->reconnect, rd->backoff);
 
     rd->backoff = ngx_min(2 * rd->backoff, NGX_CHAT_REDIS_BACKOFF_MAX);
@@ -268,7 +270,9 @@ ngx_chat_redis_reconnect(ngx_chat_redis_t *rd)
 static void
 ngx_chat_redis_reconnect_handler(ngx_event_t *ev)
 {
-    ngx_chat_redis_connect(ev->data);
+    ngx_chat_redis_connect((ngx_chat_redis_t *)
+                           ((u_char *) ev
+                            - offsetof(ngx_chat_redis_t, reconnect)));
 }
 
 

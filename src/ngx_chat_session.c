@@ -233,6 +233,9 @@ ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat: request %ui \"%V\"", req->op, &req->room);
+
     o = &ngx_chat_session_ops[req->op];
     m = NULL;
 

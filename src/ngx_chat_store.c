@@ -9,10 +9,10 @@
 #include <sys/random.h>
 #include "ngx_chat_store.h"
 #include "ngx_chat_worker.h"
-#include "ngx_chat_store_memory.h"
 
 
-ngx_chat_store_t  *ngx_chat_store = &ngx_chat_store_memory;
+/* the module's choice: ngx_chat_store_memory or ngx_chat_store_redis */
+ngx_chat_store_t  *ngx_chat_store;
 
 static uint64_t    ngx_chat_store_rand[2];
 
@@ -143,6 +143,14 @@ ngx_chat_store_op_done(ngx_chat_store_op_t *op)
     }
 
     ngx_free(op);
+}
+
+
+void
+ngx_chat_store_op_fail(ngx_chat_store_op_t *op, ngx_uint_t error)
+{
+    op->error = error;
+    ngx_chat_store_op_done(op);
 }
 
 

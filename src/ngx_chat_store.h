@@ -116,6 +116,7 @@ void ngx_chat_store_exit_process(ngx_cycle_t *cycle);
 ngx_chat_store_op_t *ngx_chat_store_op(ngx_chat_room_t *room,
     ngx_chat_request_t *req, ngx_log_t *log);
 void ngx_chat_store_op_done(ngx_chat_store_op_t *op);
+void ngx_chat_store_op_fail(ngx_chat_store_op_t *op, ngx_uint_t error);
 void ngx_chat_store_op_cancel(ngx_chat_store_op_t *op);
 
 void ngx_chat_store_msg_id(u_char *buf);

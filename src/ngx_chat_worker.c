@@ -14,6 +14,9 @@ ngx_str_t  ngx_chat_worker_id;
 
 static u_char  ngx_chat_worker_id_data[NGX_CHAT_WORKER_ID_LEN];
 
+/* what the timers of the worker's own stand for, in nginx's debug log */
+static ngx_connection_t  ngx_chat_worker_dumb;
+
 
 void
 ngx_chat_worker_init(ngx_cycle_t *cycle)
@@ -26,6 +29,25 @@ ngx_chat_worker_init(ngx_cycle_t *cycle)
 
     ngx_chat_worker_id.data = ngx_chat_worker_id_data;
     ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;
+
+    ngx_chat_worker_dumb.fd = (ngx_socket_t) -1;
+}
+
+
+/*
+ * A timer of no connection.  nginx's debug log takes every timer's data
+ * for a connection (its fd): it must be one.  A timer never keeps an
+ * exiting worker waiting.
+ */
+
+void
+ngx_chat_worker_timer(ngx_event_t *ev, ngx_event_handler_pt handler,
+    ngx_log_t *log)
+{
+    ev->handler = handler;
+    ev->data = &ngx_chat_worker_dumb;
+    ev->log = log;
+    ev->cancelable = 1;
 }
 
 

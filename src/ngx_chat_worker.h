@@ -25,6 +25,8 @@ extern ngx_str_t  ngx_chat_worker_id;
 
 
 void ngx_chat_worker_init(ngx_cycle_t *cycle);
+void ngx_chat_worker_timer(ngx_event_t *ev, ngx_event_handler_pt handler,
+    ngx_log_t *log);
 uint64_t ngx_chat_worker_now(void);
 void ngx_chat_worker_watch(ngx_event_t *ev, ngx_uint_t event, ngx_uint_t on);
 void ngx_chat_worker_forget(ngx_connection_t *c);

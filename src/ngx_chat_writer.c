@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include "ngx_chat_writer.h"
+#include "ngx_chat_cmd.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_decode.h"
@@ -44,6 +45,7 @@ typedef struct {
 
 
 static void ngx_chat_writer_ready(ngx_chat_redis_t *rd);
+static void ngx_chat_writer_group_create(void);
 static void ngx_chat_writer_down(ngx_chat_redis_t *rd);
 static void ngx_chat_writer_group(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -64,96 +66,22 @@ static void ngx_chat_writer_timer_handler(ngx_event_t *ev);
 static void ngx_chat_writer_free(ngx_chat_writer_batch_t *b);
 
 
-/*
- * Housekeeping every 2 periods.  A consumer that holds nothing, has not
- * read for ARGV[2] ms and whose worker has left the workers' registry
- * (KEYS[2], expiry times) is a gone worker's: deleted, or every restart
- * would leave one behind.  Then the stream is trimmed up to the oldest
- * entry not yet acknowledged.
- */
-
-static ngx_str_t  ngx_chat_writer_trim = ngx_string(
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1],\n"
-    "                              ARGV[1])) do\n"
-    "  local f = {}\n"
-    "  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
-    "  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then\n"
-    "    local live = redis.call('ZSCORE', KEYS[2], f['name'])\n"
-    "    if not live or tonumber(live) < now then\n"
-    "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1],\n"
-    "                 f['name'])\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local function id(s)\n"
-    "  local a, b = string.match(s, '(%d+)-(%d+)')\n"
-    "  return tonumber(a), tonumber(b)\n"
-    "end\n"
-    "local last\n"
-    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
-    "  local f = {}\n"
-    "  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
-    "  if f['name'] == ARGV[1] then last = f['last-delivered-id'] end\n"
-    "end\n"
-    "if not last then return 0 end\n"
-    "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
-    "local min = last\n"
-    "if p[1] > 0 then\n"
-    "  local a1, b1 = id(p[2])\n"
-    "  local a2, b2 = id(last)\n"
-    "  if a1 < a2 or (a1 == a2 and b1 < b2) then min = p[2] end\n"
-    "end\n"
-    "return redis.call('XTRIM', KEYS[1], 'MINID', min)\n");
-
-
 static ngx_chat_redis_t          ngx_chat_writer_link;
 static ngx_event_t               ngx_chat_writer_timer;
 static ngx_chat_writer_batch_t  *ngx_chat_writer_pending;
-static ngx_str_t                 ngx_chat_writer_stream;
-static ngx_str_t                 ngx_chat_writer_workers;
-static ngx_str_t                 ngx_chat_writer_consumer;
 static ngx_msec_t                ngx_chat_writer_claimed;
 static ngx_msec_t                ngx_chat_writer_trimmed_at;
 static ngx_uint_t                ngx_chat_writer_busy;
 static ngx_uint_t                ngx_chat_writer_holds;
 
 
+/* the Postgres pool is up (ngx_chat_pg_init()), and the Redis commands */
+
 ngx_int_t
 ngx_chat_writer_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 {
-    u_char  *p;
-
-    p = ngx_alloc(2 * cmcf->key_prefix.len + sizeof(":stream:workers"),
-                  cycle->log);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_chat_writer_stream.data = p;
-    p = ngx_cpymem(p, cmcf->key_prefix.data, cmcf->key_prefix.len);
-    p = ngx_cpymem(p, ":stream", sizeof(":stream") - 1);
-    ngx_chat_writer_stream.len = p - ngx_chat_writer_stream.data;
-
-    /* the registry that room presence keeps of live workers */
-
-    ngx_chat_writer_workers.data = p;
-    p = ngx_cpymem(p, cmcf->key_prefix.data, cmcf->key_prefix.len);
-    p = ngx_cpymem(p, ":workers", sizeof(":workers") - 1);
-    ngx_chat_writer_workers.len = p - ngx_chat_writer_workers.data;
-
-    ngx_chat_writer_consumer = ngx_chat_worker_id;
-
-    if (ngx_chat_pg_init(&cmcf->postgres, cmcf->postgres_pool, cycle->log)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_chat_writer_timer.handler = ngx_chat_writer_timer_handler;
-    ngx_chat_writer_timer.log = cycle->log;
-    ngx_chat_writer_timer.cancelable = 1;
+    ngx_chat_worker_timer(&ngx_chat_writer_timer,
+                          ngx_chat_writer_timer_handler, cycle->log);
 
     ngx_chat_writer_link.conf = cmcf->redis;
     ngx_chat_writer_link.log = cycle->log;
@@ -177,7 +105,6 @@ ngx_chat_writer_exit(void)
     }
 
     ngx_chat_redis_close(&ngx_chat_writer_link);
-    ngx_chat_pg_done();
 
     if (ngx_chat_writer_pending) {
         ngx_chat_writer_free(ngx_chat_writer_pending);
@@ -186,43 +113,30 @@ ngx_chat_writer_exit(void)
 }
 
 
-ngx_uint_t
-ngx_chat_writer_durable(void)
-{
-    return ngx_chat_writer_stream.len != 0;
-}
-
-
-ngx_str_t *
-ngx_chat_writer_stream_key(void)
-{
-    return &ngx_chat_writer_stream;
-}
-
-
 static void
 ngx_chat_writer_ready(ngx_chat_redis_t *rd)
 {
-    const char  *argv[6];
-    size_t       argvlen[6];
+    ngx_chat_cmd_load(rd);
+    ngx_chat_writer_group_create();
+}
 
-    /* from the stream's start: rewriting a row is harmless */
 
-    argv[0] = "XGROUP";
-    argvlen[0] = 6;
-    argv[1] = "CREATE";
-    argvlen[1] = 6;
-    argv[2] = (char *) ngx_chat_writer_stream.data;
-    argvlen[2] = ngx_chat_writer_stream.len;
-    argv[3] = NGX_CHAT_WRITER_GROUP;
-    argvlen[3] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
-    argv[4] = "0";
-    argvlen[4] = 1;
-    argv[5] = "MKSTREAM";
-    argvlen[5] = 8;
+/* from the stream's start: rewriting a row is harmless */
 
-    if (ngx_chat_redis_command(rd, ngx_chat_writer_group, NULL, 6, argv,
-                               argvlen)
+static void
+ngx_chat_writer_group_create(void)
+{
+    ngx_chat_cmd_t  cmd;
+
+    ngx_chat_cmd_start(&cmd, "XGROUP");
+    ngx_chat_cmd_add(&cmd, "CREATE");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
+    ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_GROUP);
+    ngx_chat_cmd_add(&cmd, "0");
+    ngx_chat_cmd_add(&cmd, "MKSTREAM");
+
+    if (ngx_chat_cmd_send(&cmd, &ngx_chat_writer_link, ngx_chat_writer_group,
+                          NULL)
         == NGX_OK)
     {
         ngx_chat_writer_busy = 1;
@@ -270,10 +184,8 @@ ngx_chat_writer_group(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_chat_writer_next(void)
 {
-    const char  *argv[11];
-    size_t       argvlen[11];
-    ngx_uint_t   argc;
-    uintptr_t    claim;
+    uintptr_t       claim;
+    ngx_chat_cmd_t  cmd;
 
     if (ngx_chat_writer_busy || !ngx_chat_writer_link.ready) {
         return;
@@ -297,7 +209,6 @@ ngx_chat_writer_next(void)
         ngx_chat_writer_trim_stream();
     }
 
-    argc = 0;
     claim = 0;
 
     if (ngx_current_msec - ngx_chat_writer_claimed
@@ -306,51 +217,31 @@ ngx_chat_writer_next(void)
         ngx_chat_writer_claimed = ngx_current_msec;
         claim = 1;
 
-        argv[argc] = "XAUTOCLAIM";
-        argvlen[argc++] = 10;
-        argv[argc] = (char *) ngx_chat_writer_stream.data;
-        argvlen[argc++] = ngx_chat_writer_stream.len;
-        argv[argc] = NGX_CHAT_WRITER_GROUP;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
-        argv[argc] = (char *) ngx_chat_writer_consumer.data;
-        argvlen[argc++] = ngx_chat_writer_consumer.len;
-        argv[argc] = NGX_CHAT_WRITER_CLAIM_IDLE;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_CLAIM_IDLE) - 1;
-        argv[argc] = "0-0";
-        argvlen[argc++] = 3;
-        argv[argc] = "COUNT";
-        argvlen[argc++] = 5;
-        argv[argc] = NGX_CHAT_WRITER_BATCH;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BATCH) - 1;
+        ngx_chat_cmd_start(&cmd, "XAUTOCLAIM");
+        ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_GROUP);
+        ngx_chat_cmd_str(&cmd, &ngx_chat_worker_id);
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_CLAIM_IDLE);
+        ngx_chat_cmd_add(&cmd, "0-0");
+        ngx_chat_cmd_add(&cmd, "COUNT");
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_BATCH);
 
     } else {
-        argv[argc] = "XREADGROUP";
-        argvlen[argc++] = 10;
-        argv[argc] = "GROUP";
-        argvlen[argc++] = 5;
-        argv[argc] = NGX_CHAT_WRITER_GROUP;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
-        argv[argc] = (char *) ngx_chat_writer_consumer.data;
-        argvlen[argc++] = ngx_chat_writer_consumer.len;
-        argv[argc] = "COUNT";
-        argvlen[argc++] = 5;
-        argv[argc] = NGX_CHAT_WRITER_BATCH;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BATCH) - 1;
-        argv[argc] = "BLOCK";
-        argvlen[argc++] = 5;
-        argv[argc] = NGX_CHAT_WRITER_BLOCK;
-        argvlen[argc++] = sizeof(NGX_CHAT_WRITER_BLOCK) - 1;
-        argv[argc] = "STREAMS";
-        argvlen[argc++] = 7;
-        argv[argc] = (char *) ngx_chat_writer_stream.data;
-        argvlen[argc++] = ngx_chat_writer_stream.len;
-        argv[argc] = ">";
-        argvlen[argc++] = 1;
+        ngx_chat_cmd_start(&cmd, "XREADGROUP");
+        ngx_chat_cmd_add(&cmd, "GROUP");
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_GROUP);
+        ngx_chat_cmd_str(&cmd, &ngx_chat_worker_id);
+        ngx_chat_cmd_add(&cmd, "COUNT");
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_BATCH);
+        ngx_chat_cmd_add(&cmd, "BLOCK");
+        ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_BLOCK);
+        ngx_chat_cmd_add(&cmd, "STREAMS");
+        ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
+        ngx_chat_cmd_add(&cmd, ">");
     }
 
-    if (ngx_chat_redis_command(&ngx_chat_writer_link,
-                               ngx_chat_writer_entries, (void *) claim,
-                               argc, argv, argvlen)
+    if (ngx_chat_cmd_send(&cmd, &ngx_chat_writer_link,
+                          ngx_chat_writer_entries, (void *) claim)
         == NGX_OK)
     {
         ngx_chat_writer_busy = 1;
@@ -380,7 +271,7 @@ ngx_chat_writer_entries(redisAsyncContext *ac, void *r, void *privdata)
         if (ngx_strncmp(reply->str, "NOGROUP", 7) == 0
             || ngx_strncmp(reply->str, "UNBLOCKED", 9) == 0)
         {
-            ngx_chat_writer_ready(&ngx_chat_writer_link);
+            ngx_chat_writer_group_create();
             return;
         }
 
@@ -410,6 +301,10 @@ ngx_chat_writer_entries(redisAsyncContext *ac, void *r, void *privdata)
     if (entries && entries->type == REDIS_REPLY_ARRAY
         && entries->elements > 0)
     {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_chat_writer_link.log, 0,
+                       "chat: %uz stream entries %s", entries->elements,
+                       claim ? "claimed from a gone worker" : "read");
+
         ngx_chat_writer_pending = ngx_chat_writer_batch(entries);
     }
 
@@ -617,6 +512,9 @@ ngx_chat_writer_write(void)
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_writer_link.log, 0,
+                   "chat: inserting %ui messages", b->nrows);
+
     ngx_chat_writer_busy = 1;
 }
 
@@ -626,9 +524,9 @@ ngx_chat_writer_written(PGresult *res, void *data)
 {
     ngx_chat_writer_batch_t *b = data;
 
-    const char  **argv;
-    size_t       *argvlen;
-    ngx_uint_t    i;
+    ngx_str_t       id;
+    ngx_uint_t      i;
+    ngx_chat_cmd_t  cmd;
 
     ngx_chat_writer_busy = 0;
 
@@ -645,34 +543,26 @@ ngx_chat_writer_written(PGresult *res, void *data)
         return;
     }
 
-    argv = ngx_alloc((b->nids + 3) * (sizeof(char *) + sizeof(size_t)),
-                     ngx_chat_writer_link.log);
-    if (argv == NULL) {
-        return;
-    }
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_writer_link.log, 0,
+                   "chat: %ui messages written to postgres, acking",
+                   b->nrows);
 
-    argvlen = (size_t *) (argv + b->nids + 3);
-
-    argv[0] = "XACK";
-    argvlen[0] = 4;
-    argv[1] = (char *) ngx_chat_writer_stream.data;
-    argvlen[1] = ngx_chat_writer_stream.len;
-    argv[2] = NGX_CHAT_WRITER_GROUP;
-    argvlen[2] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
+    ngx_chat_cmd_start(&cmd, "XACK");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
+    ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_GROUP);
 
     for (i = 0; i < b->nids; i++) {
-        argv[i + 3] = b->ids[i];
-        argvlen[i + 3] = b->idlens[i];
+        id.data = (u_char *) b->ids[i];
+        id.len = b->idlens[i];
+        ngx_chat_cmd_str(&cmd, &id);
     }
 
-    if (ngx_chat_redis_command(&ngx_chat_writer_link, ngx_chat_writer_acked,
-                               b, b->nids + 3, argv, argvlen)
+    if (ngx_chat_cmd_send(&cmd, &ngx_chat_writer_link, ngx_chat_writer_acked,
+                          b)
         == NGX_OK)
     {
         ngx_chat_writer_busy = 1;
     }
-
-    ngx_free(argv);
 }
 
 
@@ -688,6 +578,9 @@ ngx_chat_writer_acked(redisAsyncContext *ac, void *r, void *privdata)
          * claimed and written again, harmlessly */
         return;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_writer_link.log, 0,
+                   "chat: %ui stream entries acknowledged", b->nids);
 
     if (ngx_chat_writer_pending == b) {
         ngx_chat_writer_pending = NULL;
@@ -711,30 +604,25 @@ ngx_chat_writer_trimmed(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/*
+ * Every 2 periods: the consumers of gone workers are deleted and the
+ * stream is trimmed up to the oldest entry not yet acknowledged; see
+ * src/lua/stream_trim.lua.
+ */
+
 static void
 ngx_chat_writer_trim_stream(void)
 {
-    const char  *argv[7];
-    size_t       argvlen[7];
+    ngx_chat_cmd_t  cmd;
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = (char *) ngx_chat_writer_trim.data;
-    argvlen[1] = ngx_chat_writer_trim.len;
-    argv[2] = "2";
-    argvlen[2] = 1;
-    argv[3] = (char *) ngx_chat_writer_stream.data;
-    argvlen[3] = ngx_chat_writer_stream.len;
-    argv[4] = (char *) ngx_chat_writer_workers.data;
-    argvlen[4] = ngx_chat_writer_workers.len;
-    argv[5] = NGX_CHAT_WRITER_GROUP;
-    argvlen[5] = sizeof(NGX_CHAT_WRITER_GROUP) - 1;
-    argv[6] = NGX_CHAT_WRITER_CLAIM_IDLE;
-    argvlen[6] = sizeof(NGX_CHAT_WRITER_CLAIM_IDLE) - 1;
+    ngx_chat_cmd_eval(&cmd, NGX_CHAT_SCRIPT_STREAM_TRIM, 2);
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_WORKERS, NULL, NULL, NULL);
+    ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_GROUP);
+    ngx_chat_cmd_add(&cmd, NGX_CHAT_WRITER_CLAIM_IDLE);
 
-    (void) ngx_chat_redis_command(&ngx_chat_writer_link,
-                                  ngx_chat_writer_trimmed, NULL,
-                                  7, argv, argvlen);
+    (void) ngx_chat_cmd_send(&cmd, &ngx_chat_writer_link,
+                             ngx_chat_writer_trimmed, NULL);
 }
 
 

@@ -1,0 +1,45 @@
+-- The durable stream's housekeeping.  A consumer that holds nothing,
+-- has not read for ARGV[2] ms and whose worker has left the workers'
+-- registry is a gone worker's: deleted, or every restart would leave one
+-- behind.  Then the stream is trimmed up to the oldest entry not yet
+-- acknowledged.
+--
+-- KEYS[1]  the durable stream        stream
+-- KEYS[2]  the workers' registry     workers
+-- ARGV[1]  the consumer group        writers
+-- ARGV[2]  how long a gone consumer has been idle, in ms
+--
+-- Returns how many entries were trimmed.
+
+--#include time.lua
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1],
+                              ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then
+    local live = redis.call('ZSCORE', KEYS[2], f['name'])
+    if not live or tonumber(live) < now then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1],
+                 f['name'])
+    end
+  end
+end
+local function id(s)
+  local a, b = string.match(s, '(%d+)-(%d+)')
+  return tonumber(a), tonumber(b)
+end
+local last
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then last = f['last-delivered-id'] end
+end
+if not last then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1])
+local min = last
+if p[1] > 0 then
+  local a1, b1 = id(p[2])
+  local a2, b2 = id(last)
+  if a1 < a2 or (a1 == a2 and b1 < b2) then min = p[2] end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', min)

@@ -1,0 +1,35 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+/* written by src/lua/embed.pl from src/lua/: do not edit */
+
+
+#ifndef _NGX_CHAT_SCRIPTS_H_INCLUDED_
+#define _NGX_CHAT_SCRIPTS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+#define NGX_CHAT_SCRIPT_CLAIM            0
+#define NGX_CHAT_SCRIPT_REGISTRY         1
+#define NGX_CHAT_SCRIPT_ROOM_JOIN        2
+#define NGX_CHAT_SCRIPT_ROOM_LEAVE       3
+#define NGX_CHAT_SCRIPT_ROOM_SWEEP       4
+#define NGX_CHAT_SCRIPT_SEED             5
+#define NGX_CHAT_SCRIPT_SEND             6
+#define NGX_CHAT_SCRIPT_STREAM_TRIM      7
+#define NGX_CHAT_SCRIPT_USER_GONE        8
+#define NGX_CHAT_SCRIPT_USER_SEEN        9
+
+#define NGX_CHAT_SCRIPTS          10
+
+
+extern ngx_str_t  ngx_chat_scripts[];
+
+
+#endif /* _NGX_CHAT_SCRIPTS_H_INCLUDED_ */
