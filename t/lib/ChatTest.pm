@@ -13,7 +13,8 @@ package ChatTest;
 #   my ($st, $hdr, $body) = ChatTest::http_request($port, $raw);
 #
 # Environment: NGINX_BIN, CHAT_MODULE, CHAT_ASAN (path of libasan.so to
-# preload), CHAT_TEST_KEEP (keep server roots), TMPDIR.
+# preload), CHAT_TEST_KEEP (keep server roots), CHAT_TEST_LOG_LEVEL (the
+# error_log level where a test sets none; default info), TMPDIR.
 
 use strict;
 use Socket qw(unpack_sockaddr_in);
@@ -117,8 +118,8 @@ sub _preamble {
     $c .= "daemon on;\nmaster_process on;\n";
     $c .= "user root;\n" if $> == 0;
     $c .= "pid $root/logs/nginx.pid;\n";
-    $c .= "error_log $root/logs/error.log " . ($o{log_level} || 'info')
-        . ";\n";
+    $c .= "error_log $root/logs/error.log "
+        . ($o{log_level} || $ENV{CHAT_TEST_LOG_LEVEL} || 'info') . ";\n";
     $c .= "env LD_PRELOAD;\nenv ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n"
         if $ENV{CHAT_ASAN};
     return $c;
