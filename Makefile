@@ -6,6 +6,9 @@
 #   make run             demo on http://127.0.0.1:8080/ (Ctrl-C stops it)
 #   make test            the t/ suite
 #   make test-asan       the t/ suite against an ASan+UBSan build
+#   make debug-nginx     build/debug/: Debian's nginx source (apt-get source),
+#                        nginx --with-debug -O0 and the module built with it
+#   make test-debug      the t/ suite on that nginx, error_log at debug
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS
 #   make bench           every benchmark scenario, ngx_chat beside nchan
 #   make bench-smoke     the same scenarios, small (under a minute)
@@ -15,12 +18,18 @@ NGINX_SRC   ?= /usr/share/nginx/src
 NGINX_BIN   ?= /usr/sbin/nginx
 BUILD       := $(CURDIR)/build
 FUZZ_SECONDS ?= 60
+DEBUG_SRC   ?= $(BUILD)/debug/deb/nginx
+DEBUG_LOG_LEVEL ?= debug
 
 DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
            redis-server postgresql gcc make perl clang libclang-rt-14-dev \
            openssl
 
 BENCH_PKGS = libnginx-mod-nchan
+
+# what nginx-dev already pulls in, said here: dpkg-source, and the
+# libraries of configure's --with-pcre-jit, gzip and --with-http_ssl_module
+DEBUG_PKGS = dpkg-dev libpcre2-dev zlib1g-dev libssl-dev
 
 BENCH_CFLAGS = -O2 -g -Wall -Wextra -Werror
 
@@ -30,17 +39,20 @@ CC_OPT       = -O2 -g -fPIC
 ASAN_CC_OPT  = -O1 -g -fPIC -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 ASAN_LD_OPT  = -fsanitize=address,undefined
+DEBUG_CC_OPT = -O0 -g -fPIC
 
-.PHONY: all deps bench-deps run test test-asan fuzz bench bench-smoke clean
+.PHONY: all deps bench-deps debug-deps run test test-asan debug-nginx \
+        test-debug fuzz bench bench-smoke clean
 
 all: $(BUILD)/ngx_chat_module.so
 
-# $(1): build dir, $(2): cc opt, $(3): ld opt
+# $(1): build dir, $(2): cc opt, $(3): ld opt, $(4): more configure flags,
+# $(5): nginx source tree (default NGINX_SRC)
 define ngx_chat_configure
 	rm -rf $(1)/src && mkdir -p $(1)/src
-	cp -a $(NGINX_SRC)/. $(1)/src/
+	cp -a $(or $(5),$(NGINX_SRC))/. $(1)/src/
 	cd $(1)/src && if [ -f conf_flags ]; then . ./conf_flags; fi \
-	    && ./configure "$${NGX_CONF_FLAGS[@]:---with-compat}" \
+	    && ./configure "$${NGX_CONF_FLAGS[@]:---with-compat}" $(4) \
 	       --with-cc-opt="$(2)" --with-ld-opt="$(3)" \
 	       --add-dynamic-module=$(CURDIR) --builddir=$(1)/objs >$(1)/configure.log \
 	    || { cat $(1)/configure.log; exit 1; }
@@ -59,6 +71,21 @@ $(BUILD)/asan/objs/Makefile: config
 $(BUILD)/asan/ngx_chat_module.so: $(BUILD)/asan/objs/Makefile $(SRCS)
 	$(MAKE) -s -f $(BUILD)/asan/objs/Makefile -C $(BUILD)/asan/src modules
 	cp $(BUILD)/asan/objs/ngx_chat_module.so $@.tmp && mv $@.tmp $@
+
+$(DEBUG_SRC)/configure:
+	conf/debian-nginx-src.sh $(DEBUG_SRC)
+
+$(BUILD)/debug/objs/Makefile: config $(DEBUG_SRC)/configure
+	$(call ngx_chat_configure,$(BUILD)/debug,$(DEBUG_CC_OPT),-fPIC,\
+	    --with-debug,$(DEBUG_SRC))
+
+$(BUILD)/debug/nginx: $(BUILD)/debug/objs/Makefile
+	$(MAKE) -s -f $(BUILD)/debug/objs/Makefile -C $(BUILD)/debug/src binary
+	cp $(BUILD)/debug/objs/nginx $@.tmp && mv $@.tmp $@
+
+$(BUILD)/debug/ngx_chat_module.so: $(BUILD)/debug/objs/Makefile $(SRCS)
+	$(MAKE) -s -f $(BUILD)/debug/objs/Makefile -C $(BUILD)/debug/src modules
+	cp $(BUILD)/debug/objs/ngx_chat_module.so $@.tmp && mv $@.tmp $@
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(BUILD)/bench
@@ -85,6 +112,9 @@ deps:
 bench-deps:
 	$(call ngx_chat_install,$(DEB_PKGS) $(BENCH_PKGS))
 
+debug-deps:
+	$(call ngx_chat_install,$(DEB_PKGS) $(DEBUG_PKGS))
+
 run: deps all
 	conf/run-demo.sh $(BUILD) $(NGINX_BIN)
 
@@ -94,6 +124,12 @@ test: deps all
 test-asan: deps $(BUILD)/asan/ngx_chat_module.so
 	CHAT_MODULE=$(BUILD)/asan/ngx_chat_module.so \
 	CHAT_ASAN=$$(gcc -print-file-name=libasan.so) prove -r t
+
+debug-nginx: debug-deps $(BUILD)/debug/nginx $(BUILD)/debug/ngx_chat_module.so
+
+test-debug: debug-nginx
+	NGINX_BIN=$(BUILD)/debug/nginx CHAT_MODULE=$(BUILD)/debug/ngx_chat_module.so \
+	CHAT_TEST_LOG_LEVEL=$(DEBUG_LOG_LEVEL) prove -r t
 
 fuzz: deps $(BUILD)/nginx/objs/Makefile
 	$(MAKE) -C fuzz BUILD=$(BUILD) SECONDS=$(FUZZ_SECONDS) run
