@@ -91,7 +91,7 @@ sub connect {
     }, $class;
 
     $o{server}->track_client($self) if $o{server};
-    for my $n (@ChatTest::RUNNING) {
+    for my $n (ChatTest::Process::running('ChatTest')) {
         $n->track_client($self) if $n->port == $port;
     }
     return $self;
