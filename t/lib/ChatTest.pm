@@ -11,6 +11,7 @@ package ChatTest;
 #   my ($rc, $text) = ChatTest->nginx_t(server => '...');
 #   my ($st, $hdr, $body) = ChatTest::http_get($port, '/path', {H => 'v'});
 #   my ($st, $hdr, $body) = ChatTest::http_request($port, $raw);
+#   use ChatTest qw(enc seqs hseqs);   helpers for the tests' checks
 #
 # Servers are ChatTest::Process objects: stopped (with the log checks) at
 # exit, before the Redis and Postgres servers of ChatTest::Redis and
@@ -33,6 +34,7 @@ use parent -norequire, 'ChatTest::Process';
 use Cwd qw(abs_path);
 use Encode ();
 use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS);
+use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Handle;
@@ -45,6 +47,7 @@ use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF SO_SNDBUF
 use Time::HiRes qw(time sleep);
 
 our $VERSION = '1.0';
+our @EXPORT_OK = qw(enc seqs hseqs);
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -624,6 +627,33 @@ sub random_bytes {
     return join '', map { chr int rand 256 } 1 .. $n;
 }
 
+
+# ---------------------------------------------------------------- checks
+
+# For the tests' diagnostics and comparisons (use ChatTest qw(enc ...)).
+
+# A reply or any value as canonical JSON; undef (no reply) as 'nothing'.
+sub enc {
+    my ($v) = @_;
+    return defined $v ? json()->encode($v) : 'nothing';
+}
+
+# The seqs of acks and message events, in order.  Anything else (an
+# error, undef) shows as itself, so that it never passes for a seq.
+sub seqs {
+    return [ map { ref $_ eq 'HASH' && defined $_->{type}
+                   && ($_->{type} eq 'ack' || $_->{type} eq 'message')
+                   ? $_->{seq} : 'not an ack or message: ' . enc($_) } @_ ];
+}
+
+# The seqs of the messages of a history reply.  A reply that is no
+# history (an error, none) shows as such: an empty history is [].
+sub hseqs {
+    my ($h) = @_;
+    return [ 'not a history reply: ' . enc($h) ]
+        unless ref $h eq 'HASH' && ($h->{type} // '') eq 'history';
+    return seqs(@{$h->{messages} || []});
+}
 
 # Handshake request text: headers => {Name => value or undef to omit},
 # extra => [raw header lines], method, path.

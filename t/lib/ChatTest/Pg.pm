@@ -52,6 +52,10 @@ package ChatTest::Pg;
 #                                    $redis->start_nginx with chat_postgres,
 #                                    then waits (bounded, never failing)
 #                                    for the workers' Postgres connections
+#   my ($redis, $pg, $n) = ChatTest::Pg::start_stack(server => $loc,
+#                                    pool => 2, pg => { args => [...] })
+#                                    need_module, a Redis, a cluster and
+#                                    $pg->start_nginx on both
 #   ChatTest::Pg::worker_pid_of($nginx, $ws)   pid of the nginx worker that
 #                                    holds a test client's connection
 #
@@ -576,6 +580,21 @@ sub start_nginx {
                          . 'connections');
     }
     return $n;
+}
+
+# The start of a Postgres test file: need_module (with the http part and
+# chat_history_cache of the nginx to come), a Redis, a cluster (pg => {
+# options of ChatTest::Pg->start }), and $pg->start_nginx($redis, %o) on
+# both.  Returns ($redis, $pg, $nginx).
+sub start_stack {
+    my (%o) = @_;
+    my $pg_opts = delete $o{pg} || {};
+    my $http = (defined $o{cache} ? "chat_history_cache $o{cache};\n" : '')
+             . ($o{http} // '');
+    need_module(server => $o{server}, length $http ? (http => $http) : ());
+    my $redis = ChatTest::Redis->start;
+    my $pg = ChatTest::Pg->start(%$pg_opts);
+    return ($redis, $pg, $pg->start_nginx($redis, %o));
 }
 
 # Client connections to the chat database, but for the one asking.

@@ -22,6 +22,8 @@ package ChatTest::Redis;
 #   $r->ready_clients              clients that have sent a command
 #   ChatTest::Redis::need_module(...)  fails the test file and exits when
 #                                  nginx -t rejects a configuration
+#   ChatTest::Redis::need_chat_redis(server => ...)   the same with a
+#                                  chat_redis line in the http part
 #
 # Environment: REDIS_SERVER_BIN (default /usr/bin/redis-server),
 # REDIS_CLI_BIN (default /usr/bin/redis-cli), CHAT_TEST_KEEP.
@@ -308,6 +310,15 @@ sub need_module {
     Test::More::diag($text);
     Test::More::done_testing();
     exit;
+}
+
+# need_module with chat_redis (an unreachable URL: nginx -t does not
+# connect) before the http text given, for the tests of the Redis mode.
+sub need_chat_redis {
+    my (%o) = @_;
+    return need_module(what => 'chat_redis directive', %o,
+                       http => "chat_redis redis://127.0.0.1:1/0;"
+                               . (defined $o{http} ? "\n$o{http}" : ''));
 }
 
 # Clients of this server that have sent a command (the module's
