@@ -74,6 +74,7 @@ use parent -norequire, 'ChatTest::Process';
 use Cwd qw(abs_path);
 use Encode ();
 use JSON::PP ();
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 sub bin_dir { $ENV{PG_BIN_DIR} || '/usr/lib/postgresql/15/bin' }

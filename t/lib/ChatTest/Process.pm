@@ -19,10 +19,12 @@ package ChatTest::Process;
 #   tempdir('ngx_chat_x_XXXXXX', reachable => 1)
 #   proc_stat($pid), pid_alive($pid), children_of($ppid)
 #
-#   The base class (use parent -norequire, 'ChatTest::Process'):
-#   ChatTest::Process::owner       true but in forked children
+#   ChatTest::Process::owner        true but in forked children
+#
+#   The base class (use parent -norequire, 'ChatTest::Process'); every
+#   object is cleaned up (_cleanup) when it goes away:
 #   $self->_register(weak => 1)     stopped or cleaned up at exit; weak:
-#                                   also when the object goes away
+#                                   the registry does not keep it alive
 #   $self->_unregister;  ChatTest::Process::running('ChatTest')
 #   $self->_start_child(cmd => ..., ready => sub {...}, ...)  $self->{pid}
 #   $self->dir, $self->pid, $self->alive   (the child's)
