@@ -374,6 +374,7 @@ sub stop {
         "nginx exited on SIGQUIT within 10 s");
     my $ok_log = $self->check_log;
     $self->_dispose_dir(keep => !($ok_stop && $ok_log));
+    $self->_release_uses;
     return $ok_stop && $ok_log;
 }
 
@@ -385,6 +386,7 @@ sub _kill_all {
     my @w = children_of($m);
     kill 'KILL', $m, @w;
     $self->_unregister;
+    $self->_release_uses;
     $self->{stopped} = 1;
 }
 

@@ -24,7 +24,9 @@ package ChatTest::Process;
 #   The base class (use parent -norequire, 'ChatTest::Process'); every
 #   object is cleaned up (_cleanup) when it goes away:
 #   $self->_register(weak => 1)     stopped or cleaned up at exit; weak:
-#                                   the registry does not keep it alive
+#                                   the registry does not keep it alive;
+#                                   the servers it may use are held until
+#   $self->_release_uses            (nginx: once it has stopped)
 #   $self->_unregister;  ChatTest::Process::running('ChatTest')
 #   $self->_start_child(cmd => ..., ready => sub {...}, ...)  $self->{pid}
 #   $self->dir, $self->pid, $self->alive   (the child's)
@@ -212,12 +214,20 @@ sub children_of {
 # True in the process that loaded the harness (not in forked children).
 sub owner { $$ == $OWNER_PID }
 
+# The servers already running that go after this one at exit (nginx: the
+# Redis and Postgres it may use) are held until _release_uses, so that
+# they outlive it also when the test's variables go: perl frees a file's
+# lexicals before the END blocks run.
 sub _register {
     my ($self, %o) = @_;
+    $self->{uses} = [ grep { $_->_exit_order > $self->_exit_order }
+                      running() ];
     push @RUNNING, $self;
     weaken($RUNNING[-1]) if $o{weak};
     return $self;
 }
+
+sub _release_uses { delete $_[0]{uses} }
 
 # (splice, not a copy: a copied weak reference would be a strong one)
 sub _unregister {
