@@ -31,7 +31,7 @@ ok($pg->alive, 'running');
 my $pid = $pg->pid;
 ok(kill(0, $pid), "postmaster pid $pid");
 if ($> == 0) {
-    my ($uid) = (ChatTest::_slurp("/proc/$pid/status") // '')
+    my ($uid) = (ChatTest::Process::slurp("/proc/$pid/status") // '')
                 =~ /^Uid:\s+(\d+)/m;
     is($uid, scalar getpwnam('postgres'), 'runs as the postgres user');
 }
@@ -251,7 +251,7 @@ my $dir = $pg2->dir;
 my @p2 = $pg2->cluster_pids;
 ok(@p2 >= 1, 'its processes');
 undef $pg2;
-ok(!grep({ ChatTest::_alive($_) } @p2),
+ok(!grep({ ChatTest::Process::pid_alive($_) } @p2),
    'DESTROY stops every process of it');
 ok($ENV{CHAT_TEST_KEEP} || !-d $dir, 'DESTROY removes its directory');
 ok($pg->alive && $pg->count == 4, 'the first one is untouched');

@@ -18,151 +18,142 @@ location = /echo_o { chat_echo; chat_allowed_origins https://good.example; }
 EOF2
 my $port = $n->port;
 
-sub hs {
-    my (%o) = @_;
-    return ChatTest::ws_handshake($port, %o);
-}
+# request options: headers set (a value) or omitted (undef)
+sub h { return (headers => { @_ }) }
 
-my ($st, $h, $body);
+# headers an answer must carry (value, or a pattern)
+my $UPGRADE = { upgrade => qr/^websocket$/i };
+my $VERSION = { 'sec-websocket-version' => '13' };
 
-# 1. method
-for my $m (qw(POST PUT DELETE PATCH OPTIONS)) {
-    ($st) = hs(path => '/chat?user=a', method => $m);
-    is($st, 405, "$m -> 405");
-}
-($st) = hs(path => '/chat?user=a', method => 'POST',
-           headers => { Upgrade => undef, Connection => undef,
-                        'Sec-WebSocket-Version' => undef,
-                        'Sec-WebSocket-Key' => undef });
-is($st, 405, 'method is checked first');
-($st) = hs(path => '/echo', method => 'POST');
-is($st, 405, 'chat_echo: POST -> 405');
+my $RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+my @random_keys = map { encode_base64(ChatTest::random_bytes(16), '') }
+                  1 .. 5;
 
-# 2. Upgrade / Connection
-($st, $h) = ChatTest::http_get($port, '/chat?user=a');
-is($st, 426, 'plain GET -> 426');
-like($h->{upgrade} // '', qr/^websocket$/i, '426 carries Upgrade: websocket');
-($st, $h) = ChatTest::http_get($port, '/echo');
-is($st, 426, 'chat_echo: plain GET -> 426');
+# Each case: name, request (ChatTest::ws_handshake options, path
+# /chat?user=a unless given; plain => 1: a GET without any WebSocket
+# header), the status, and the headers of the answer (each a test of its
+# own).  In the order of the checks the module makes.
+my @CASES = (
+    # 1. method
+    (map { [ "$_ -> 405", { method => $_ }, 405 ] }
+         qw(POST PUT DELETE PATCH OPTIONS)),
+    [ 'method is checked first',
+      { method => 'POST', h(Upgrade => undef, Connection => undef,
+                            'Sec-WebSocket-Version' => undef,
+                            'Sec-WebSocket-Key' => undef) }, 405 ],
+    [ 'chat_echo: POST -> 405', { path => '/echo', method => 'POST' }, 405 ],
 
-($st, $h) = hs(path => '/chat?user=a', headers => { Upgrade => undef });
-is($st, 426, 'no Upgrade header -> 426');
-like($h->{upgrade} // '', qr/^websocket$/i, 'Upgrade: websocket in the 426');
-($st) = hs(path => '/chat?user=a', headers => { Upgrade => 'h2c' });
-is($st, 426, 'Upgrade: h2c -> 426');
-($st) = hs(path => '/chat?user=a', headers => { Upgrade => 'websocketx' });
-is($st, 426, 'Upgrade: websocketx -> 426');
-($st) = hs(path => '/chat?user=a', headers => { Connection => undef });
-is($st, 426, 'no Connection header -> 426');
-($st) = hs(path => '/chat?user=a', headers => { Connection => 'keep-alive' });
-is($st, 426, 'Connection without upgrade token -> 426');
-($st) = hs(path => '/chat?user=a', headers => { Connection => 'upgraded' });
-is($st, 426, 'Connection: upgraded (not the token) -> 426');
-($st, $h) = hs(path => '/chat?user=a',
-               headers => { Upgrade => undef, 'Sec-WebSocket-Version' => undef,
-                            'Sec-WebSocket-Key' => undef });
-is($st, 426, 'upgrade checked before version and key');
-like($h->{upgrade} // '', qr/^websocket$/i, '... with Upgrade: websocket');
+    # 2. Upgrade / Connection
+    [ 'plain GET -> 426', { plain => 1 }, 426, $UPGRADE ],
+    [ 'chat_echo: plain GET -> 426', { plain => 1, path => '/echo' }, 426,
+      $UPGRADE ],
+    [ 'no Upgrade header -> 426', { h(Upgrade => undef) }, 426, $UPGRADE ],
+    [ 'Upgrade: h2c -> 426', { h(Upgrade => 'h2c') }, 426, $UPGRADE ],
+    [ 'Upgrade: websocketx -> 426', { h(Upgrade => 'websocketx') }, 426,
+      $UPGRADE ],
+    [ 'no Connection header -> 426', { h(Connection => undef) }, 426,
+      $UPGRADE ],
+    [ 'Connection without upgrade token -> 426',
+      { h(Connection => 'keep-alive') }, 426, $UPGRADE ],
+    [ 'Connection: upgraded (not the token) -> 426',
+      { h(Connection => 'upgraded') }, 426, $UPGRADE ],
+    [ 'upgrade checked before version and key',
+      { h(Upgrade => undef, 'Sec-WebSocket-Version' => undef,
+          'Sec-WebSocket-Key' => undef) }, 426, $UPGRADE ],
 
-# 3. version
-($st, $h) = hs(path => '/chat?user=a',
-               headers => { 'Sec-WebSocket-Version' => undef });
-is($st, 426, 'no Sec-WebSocket-Version -> 426');
-is($h->{'sec-websocket-version'}, '13', '... with Sec-WebSocket-Version: 13');
-for my $v ('8', '12', '14', '130', 'abc', '') {
-    ($st, $h) = hs(path => '/chat?user=a',
-                   headers => { 'Sec-WebSocket-Version' => $v });
-    is($st, 426, "Sec-WebSocket-Version '$v' -> 426");
-}
-is($h->{'sec-websocket-version'}, '13', 'version 426 advertises 13');
-($st) = hs(path => '/chat?user=a',
-           headers => { 'Sec-WebSocket-Version' => 8,
-                        'Sec-WebSocket-Key' => undef });
-is($st, 426, 'version checked before key');
+    # 3. version
+    [ 'no Sec-WebSocket-Version -> 426',
+      { h('Sec-WebSocket-Version' => undef) }, 426, $VERSION ],
+    (map { [ "Sec-WebSocket-Version '$_' -> 426",
+             { h('Sec-WebSocket-Version' => $_) }, 426, $VERSION ] }
+         '8', '12', '14', '130', 'abc', ''),
+    [ 'version checked before key',
+      { h('Sec-WebSocket-Version' => 8, 'Sec-WebSocket-Key' => undef) }, 426,
+      $VERSION ],
 
-# 4. key
-my %bad_keys = (
-    'missing'         => undef,
-    'empty'           => '',
-    'not base64'      => 'abc',
-    '15 bytes'        => encode_base64('x' x 15, ''),
-    '17 bytes'        => encode_base64('x' x 17, ''),
-    'invalid chars'   => '!!!!!!!!!!!!!!!!!!!!!!==',
-    '32 bytes'        => encode_base64('x' x 32, ''),
+    # 4. key
+    [ 'Sec-WebSocket-Key 15 bytes -> 400',
+      { h('Sec-WebSocket-Key' => encode_base64('x' x 15, '')) }, 400 ],
+    [ 'Sec-WebSocket-Key 17 bytes -> 400',
+      { h('Sec-WebSocket-Key' => encode_base64('x' x 17, '')) }, 400 ],
+    [ 'Sec-WebSocket-Key 32 bytes -> 400',
+      { h('Sec-WebSocket-Key' => encode_base64('x' x 32, '')) }, 400 ],
+    [ 'Sec-WebSocket-Key empty -> 400', { h('Sec-WebSocket-Key' => '') },
+      400 ],
+    [ 'Sec-WebSocket-Key invalid chars -> 400',
+      { h('Sec-WebSocket-Key' => '!!!!!!!!!!!!!!!!!!!!!!==') }, 400 ],
+    [ 'Sec-WebSocket-Key missing -> 400', { h('Sec-WebSocket-Key' => undef) },
+      400 ],
+    [ 'Sec-WebSocket-Key not base64 -> 400',
+      { h('Sec-WebSocket-Key' => 'abc') }, 400 ],
+    [ 'key checked before origin',
+      { path => '/chat_o?user=a', origin => 'https://evil.example',
+        h('Sec-WebSocket-Key' => 'abc') }, 400 ],
+    [ 'chat_echo: bad key -> 400',
+      { path => '/echo', h('Sec-WebSocket-Key' => 'abc') }, 400 ],
+
+    # 5. origin
+    (map { [ $_->[0], { path => '/chat_o?user=a', origin => $_->[1] }, 403 ] }
+         [ 'origin not allowed -> 403', 'https://evil.example' ],
+         [ 'origin prefix match is not enough -> 403',
+           'https://good.example.evil' ],
+         [ 'origin truncated -> 403', 'https://good.exampl' ],
+         [ 'origin with another scheme -> 403', 'http://good.example' ],
+         [ 'origin null -> 403', 'null' ]),
+    [ 'origin checked before user',
+      { path => '/chat_o', origin => 'https://evil.example' }, 403 ],
+    [ 'chat_echo: origin not allowed -> 403',
+      { path => '/echo_o', origin => 'https://evil.example' }, 403 ],
+    (map { [ "allowed origin $_ -> 101",
+             { path => '/chat_o?user=a', origin => $_ }, 101 ] }
+         'https://good.example', 'HTTPS://GOOD.EXAMPLE',
+         'http://other.example:8080', 'http://Other.Example:8080'),
+    [ 'no Origin header -> allowed', { path => '/chat_o?user=a' }, 101 ],
+    [ 'no chat_allowed_origins: any origin allowed',
+      { origin => 'https://anything.example' }, 101 ],
+
+    # 6. user
+    [ 'no user -> 401', { path => '/chat' }, 401 ],
+    [ 'empty user -> 401', { path => '/chat?user=' }, 401 ],
+    [ 'chat_echo needs no user', { path => '/echo' }, 101 ],
+
+    # success
+    [ 'valid handshake -> 101', { key => $RFC_KEY }, 101,
+      { upgrade => qr/^websocket$/i, connection => qr/^upgrade$/i,
+        # the RFC example key's
+        'sec-websocket-accept' => 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=' } ],
+    [ 'Connection list -> 101', { h(Connection => 'keep-alive, Upgrade') },
+      101 ],
+    [ 'Connection list no space -> 101',
+      { h(Connection => 'keep-alive,upgrade') }, 101 ],
+    [ 'Connection upper case -> 101', { h(Connection => 'UPGRADE') }, 101 ],
+    [ 'Upgrade list -> 101', { h(Upgrade => 'foo, WebSocket') }, 101 ],
+    [ 'Upgrade upper case -> 101', { h(Upgrade => 'WEBSOCKET') }, 101 ],
+    [ 'both lists -> 101', { h(Upgrade => 'h2c, websocket',
+                              Connection => 'Upgrade, keep-alive') }, 101 ],
+    (map { [ "random key $_ -> 101", { path => '/echo',
+                                       key => $random_keys[$_ - 1] }, 101,
+             { 'sec-websocket-accept'
+                   => ChatTest::accept_key($random_keys[$_ - 1]) } ] }
+         1 .. 5),
 );
-for my $name (sort keys %bad_keys) {
-    ($st) = hs(path => '/chat?user=a',
-               headers => { 'Sec-WebSocket-Key' => $bad_keys{$name} });
-    is($st, 400, "Sec-WebSocket-Key $name -> 400");
-}
-($st) = hs(path => '/chat_o?user=a', origin => 'https://evil.example',
-           headers => { 'Sec-WebSocket-Key' => 'abc' });
-is($st, 400, 'key checked before origin');
-($st) = hs(path => '/echo', headers => { 'Sec-WebSocket-Key' => 'abc' });
-is($st, 400, 'chat_echo: bad key -> 400');
 
-# 5. origin
-($st) = hs(path => '/chat_o?user=a', origin => 'https://evil.example');
-is($st, 403, 'origin not allowed -> 403');
-($st) = hs(path => '/chat_o?user=a', origin => 'https://good.example.evil');
-is($st, 403, 'origin prefix match is not enough -> 403');
-($st) = hs(path => '/chat_o?user=a', origin => 'https://good.exampl');
-is($st, 403, 'origin truncated -> 403');
-($st) = hs(path => '/chat_o?user=a', origin => 'http://good.example');
-is($st, 403, 'origin with another scheme -> 403');
-($st) = hs(path => '/chat_o?user=a', origin => 'null');
-is($st, 403, 'origin null -> 403');
-($st) = hs(path => '/chat_o', origin => 'https://evil.example');
-is($st, 403, 'origin checked before user');
-($st) = hs(path => '/echo_o', origin => 'https://evil.example');
-is($st, 403, 'chat_echo: origin not allowed -> 403');
-
-for my $o ('https://good.example', 'HTTPS://GOOD.EXAMPLE',
-           'http://other.example:8080', 'http://Other.Example:8080')
-{
-    ($st) = hs(path => '/chat_o?user=a', origin => $o);
-    is($st, 101, "allowed origin $o -> 101");
-}
-($st) = hs(path => '/chat_o?user=a');
-is($st, 101, 'no Origin header -> allowed');
-($st) = hs(path => '/chat?user=a', origin => 'https://anything.example');
-is($st, 101, 'no chat_allowed_origins: any origin allowed');
-
-# 6. user
-($st) = hs(path => '/chat');
-is($st, 401, 'no user -> 401');
-($st) = hs(path => '/chat?user=');
-is($st, 401, 'empty user -> 401');
-($st) = hs(path => '/echo');
-is($st, 101, 'chat_echo needs no user');
-
-# success
-($st, $h) = hs(path => '/chat?user=a', key => 'dGhlIHNhbXBsZSBub25jZQ==');
-is($st, 101, 'valid handshake -> 101');
-like($h->{upgrade} // '', qr/^websocket$/i, 'Upgrade: websocket');
-like($h->{connection} // '', qr/^upgrade$/i, 'Connection: upgrade');
-is($h->{'sec-websocket-accept'}, 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
-   'Sec-WebSocket-Accept of the RFC example key');
-
-my %ok_variants = (
-    'Upgrade list'             => { Upgrade => 'foo, WebSocket' },
-    'Upgrade upper case'       => { Upgrade => 'WEBSOCKET' },
-    'Connection list'          => { Connection => 'keep-alive, Upgrade' },
-    'Connection upper case'    => { Connection => 'UPGRADE' },
-    'Connection list no space' => { Connection => 'keep-alive,upgrade' },
-    'both lists'               => { Upgrade => 'h2c, websocket',
-                                    Connection => 'Upgrade, keep-alive' },
-);
-for my $name (sort keys %ok_variants) {
-    ($st) = hs(path => '/chat?user=a', headers => $ok_variants{$name});
-    is($st, 101, "$name -> 101");
-}
-
-for my $i (1 .. 5) {
-    my $key = encode_base64(ChatTest::random_bytes(16), '');
-    ($st, $h) = hs(path => '/echo', key => $key);
-    is($h->{'sec-websocket-accept'}, ChatTest::accept_key($key),
-       "accept value for random key $i");
+for my $case (@CASES) {
+    my ($name, $req, $status, $headers) = @$case;
+    my %req = (path => '/chat?user=a', %$req);
+    my ($st, $h) = delete $req{plain}
+                 ? ChatTest::http_get($port, $req{path})
+                 : ChatTest::ws_handshake($port, %req);
+    is($st, $status, $name);
+    for my $k (sort keys %{$headers || {}}) {
+        my $want = $headers->{$k};
+        if (ref $want) {
+            my ($re, $flags) = re::regexp_pattern($want);
+            like($h->{$k} // '', $want, "$name: $k =~ /$re/$flags");
+        } else {
+            is($h->{$k}, $want, "$name: $k: $want");
+        }
+    }
 }
 
 # welcome

@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use File::Temp ();
 use POSIX ();
 use Socket qw(AF_UNIX SOCK_STREAM PF_UNSPEC);
 use Time::HiRes qw(time sleep);

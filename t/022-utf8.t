@@ -13,11 +13,9 @@ EOF2
 my $port = $n->port;
 my $frame = \&ChatTest::WS::frame;
 
-sub echo_ws { ChatTest::WS->connect($port, path => '/echo') }
-
 # valid text, one connection
 {
-    my $ws = echo_ws();
+    my $ws = ChatTest::WS->connect($port, path => '/echo');
     my %valid = (
         'ascii'             => 'plain',
         '2-byte'            => "caf\xc3\xa9",
@@ -96,7 +94,7 @@ my %invalid = (
 );
 
 for my $name (sort keys %invalid) {
-    my $ws = echo_ws();
+    my $ws = ChatTest::WS->connect($port, path => '/echo');
     $ws->send_text($invalid{$name});
     $ws->close_ok(1007, "echo: $name");
 }
@@ -113,7 +111,7 @@ my @invalid_frag = (
 );
 for my $case (@invalid_frag) {
     my ($name, $parts) = @$case;
-    my $ws = echo_ws();
+    my $ws = ChatTest::WS->connect($port, path => '/echo');
     my $bytes = '';
     for my $i (0 .. $#$parts) {
         $bytes .= $frame->(opcode => $i ? 0 : 1, fin => $i == $#$parts,
@@ -125,21 +123,18 @@ for my $case (@invalid_frag) {
 
 # invalid data in a non-final fragment: refused without waiting for the end
 {
-    my $ws = echo_ws();
+    my $ws = ChatTest::WS->connect($port, path => '/echo');
     $ws->send_raw($frame->(opcode => 1, fin => 0, payload => "ok")
                   . $frame->(opcode => 0, fin => 0, payload => "\xff"));
     $ws->close_ok(1007, 'invalid byte in a non-final fragment (fail fast)');
 }
 
 # chat locations check too, before any JSON parsing
-for my $bytes ("{\"op\":\"heartbeat\",\"x\":\"\xff\"}",
-               "{\"op\":\"heartbeat\",\"x\":\"\xed\xa0\x80\"}",
-               "{\"op\":\"heartbeat\",\"x\":\"\xc3\"}")
-{
+for my $bad ("\xff", "\xed\xa0\x80", "\xc3") {
     my $ws = ChatTest::WS->chat($port, user => 'u');
-    $ws->send_text($bytes);
+    $ws->send_text("{\"op\":\"heartbeat\",\"x\":\"$bad\"}");
     $ws->close_ok(1007, 'chat: invalid UTF-8 in a JSON request '
-                        . unpack('H*', substr($bytes, 27, 3)));
+                        . unpack('H*', $bad));
 }
 {
     my $ws = ChatTest::WS->chat($port, user => 'u');

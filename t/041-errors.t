@@ -3,7 +3,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 
 my $n = ChatTest->start(server => <<'EOF2');
 location = /chat {
@@ -24,7 +24,7 @@ sub err_is {
     my $r = $ws->recv_json(timeout => 5);
     my $ok = ok($r && $r->{type} eq 'error' && ($r->{code} // '') eq $code,
                 "$name -> $code");
-    diag('got: ' . ($r ? ChatTest::json()->encode($r) : 'nothing')) unless $ok;
+    diag('got: ' . enc($r)) unless $ok;
     if ($r && $r->{type} eq 'error') {
         ok(defined $r->{message} && !ref $r->{message}
            && length $r->{message}, "$name: error has a message");
@@ -40,28 +40,119 @@ sub err_is {
     return $r;
 }
 
-# not JSON / not an object
-err_is('{"op":', 'bad_request', 'truncated JSON');
-err_is('hello', 'bad_request', 'not JSON');
-err_is('', 'bad_request', 'empty message');
-err_is('   ', 'bad_request', 'only spaces');
-err_is('[1,2]', 'bad_request', 'array');
-err_is('"join"', 'bad_request', 'string');
-err_is('42', 'bad_request', 'number');
-err_is('null', 'bad_request', 'null');
-err_is('true', 'bad_request', 'true');
-err_is('{"op":"heartbeat"} x', 'bad_request', 'trailing garbage');
-err_is('{"op":"heartbeat",}', 'bad_request', 'trailing comma');
-err_is("{'op':'heartbeat'}", 'bad_request', 'single quotes');
-err_is('{"op":"heartbeat","x":[1,2}', 'bad_request', 'unbalanced');
-err_is('{"op":"heartbeat","x":"\\q"}', 'bad_request', 'bad escape');
-err_is('{"op":"heartbeat","x":"\\u12"}', 'bad_request', 'short \\u escape');
-err_is(qq({"op":"heartbeat","x":"a\x01b"}), 'bad_request',
-       'raw control character in a string');
-# cJSON reads a number with a leading zero ("01") as decimal: accepted,
-# harmless, and documented in the README
-err_is('{"op":"heartbeat","x":NaN}', 'bad_request', 'NaN');
-err_is('[' x 4000 . ']' x 4000, 'bad_request', 'deeply nested array');
+my $JSON = ChatTest::json();
+
+# Each case: the text sent, the error code of the reply, a name, and
+# id => the id the reply must echo (without: the reply has no id).
+my @bad_rooms = ('', 'x' x 129, 'a b', 'a/b', 'a#b', "caf\x{e9}", 'a"b',
+                 "a\nb", 'a,b', 'a*b');
+my @CASES = (
+    # not JSON / not an object
+    [ '{"op":', 'bad_request', 'truncated JSON' ],
+    [ 'hello', 'bad_request', 'not JSON' ],
+    [ '', 'bad_request', 'empty message' ],
+    [ '   ', 'bad_request', 'only spaces' ],
+    [ '[1,2]', 'bad_request', 'array' ],
+    [ '"join"', 'bad_request', 'string' ],
+    [ '42', 'bad_request', 'number' ],
+    [ 'null', 'bad_request', 'null' ],
+    [ 'true', 'bad_request', 'true' ],
+    [ '{"op":"heartbeat"} x', 'bad_request', 'trailing garbage' ],
+    [ '{"op":"heartbeat",}', 'bad_request', 'trailing comma' ],
+    [ "{'op':'heartbeat'}", 'bad_request', 'single quotes' ],
+    [ '{"op":"heartbeat","x":[1,2}', 'bad_request', 'unbalanced' ],
+    [ '{"op":"heartbeat","x":"\\q"}', 'bad_request', 'bad escape' ],
+    [ '{"op":"heartbeat","x":"\\u12"}', 'bad_request', 'short \\u escape' ],
+    [ qq({"op":"heartbeat","x":"a\x01b"}), 'bad_request',
+      'raw control character in a string' ],
+    # cJSON reads a number with a leading zero ("01") as decimal:
+    # accepted, harmless, and documented in the README
+    [ '{"op":"heartbeat","x":NaN}', 'bad_request', 'NaN' ],
+    [ '[' x 4000 . ']' x 4000, 'bad_request', 'deeply nested array' ],
+
+    # op
+    [ '{"room":"r"}', 'bad_request', 'missing op' ],
+    [ '{"op":"dance","id":"d1"}', 'bad_request', 'unknown op', id => 'd1' ],
+    [ '{"op":"","id":"d2"}', 'bad_request', 'empty op', id => 'd2' ],
+    [ '{"op":1,"id":"d3"}', 'bad_request', 'op a number', id => 'd3' ],
+    [ '{"op":["join"],"id":"d4"}', 'bad_request', 'op an array',
+      id => 'd4' ],
+    [ '{"op":"JOIN","room":"r","id":"d5"}', 'bad_request',
+      'op is case-sensitive', id => 'd5' ],
+    [ '{"op":null}', 'bad_request', 'op null' ],
+
+    # id
+    [ '{"op":"dance","id":5}', 'bad_request', 'id a number' ],
+    [ '{"op":"heartbeat","id":5}', 'bad_request', 'valid op, id a number' ],
+    [ '{"op":"heartbeat","id":{"a":1}}', 'bad_request', 'id an object' ],
+    [ '{"op":"heartbeat","id":null}', 'bad_request', 'id null' ],
+    [ '{"op":"heartbeat","id":"' . 'i' x 65 . '"}', 'bad_request',
+      'id of 65 bytes' ],
+    [ '{"op":"dance","id":"' . 'i' x 65 . '"}', 'bad_request',
+      'unknown op, 65-byte id: no id' ],
+    # 65 bytes as UTF-8 (16 four-byte characters and one more)
+    [ $JSON->encode({ op => 'heartbeat', id => "\x{1F600}" x 16 . 'x' }),
+      'bad_request', 'id of 65 UTF-8 bytes' ],
+
+    # room: each bad name with each op that takes a room
+    (map {
+        my $room = $_;
+        map {
+            my $req = { op => $_, room => $room, id => "br-$_" };
+            $req->{text} = 't' if $_ eq 'send';
+            [ $JSON->encode($req), 'bad_request',
+              "$_ with bad room '" . (substr($room, 0, 10) =~ s/\n/\\n/gr)
+              . "' (" . length($room) . ')', id => "br-$_" ]
+        } 'join', 'leave', 'send', 'history'
+    } @bad_rooms),
+    [ '{"op":"join","id":"nr"}', 'bad_request', 'join without room',
+      id => 'nr' ],
+    [ '{"op":"join","room":5,"id":"nr"}', 'bad_request', 'room a number',
+      id => 'nr' ],
+    [ '{"op":"join","room":null,"id":"nr"}', 'bad_request', 'room null',
+      id => 'nr' ],
+    [ '{"op":"join","room":["r"],"id":"nr"}', 'bad_request',
+      'room an array', id => 'nr' ],
+    [ '{"op":"send","text":"t","id":"nr"}', 'bad_request',
+      'send without room', id => 'nr' ],
+
+    # text
+    [ '{"op":"send","room":"r","id":"t1"}', 'bad_request', 'missing text',
+      id => 't1' ],
+    [ '{"op":"send","room":"r","text":"","id":"t2"}', 'bad_request',
+      'empty text', id => 't2' ],
+    [ '{"op":"send","room":"r","text":5,"id":"t3"}', 'bad_request',
+      'text a number', id => 't3' ],
+    [ '{"op":"send","room":"r","text":null,"id":"t4"}', 'bad_request',
+      'text null', id => 't4' ],
+    [ '{"op":"send","room":"r","text":["a"],"id":"t5"}', 'bad_request',
+      'text an array', id => 't5' ],
+    [ '{"op":"send","room":"r","text":{"a":1},"id":"t6"}', 'bad_request',
+      'text an object', id => 't6' ],
+
+    # since / before / limit: each bad value in each
+    (map {
+        [ qq({"op":"join","room":"r","since":$_,"id":"s"}), 'bad_request',
+          "since $_", id => 's' ],
+        [ qq({"op":"history","room":"r","before":$_,"id":"b"}),
+          'bad_request', "before $_", id => 'b' ],
+        [ qq({"op":"history","room":"r","limit":$_,"id":"l"}),
+          'bad_request', "limit $_", id => 'l' ]
+    } '-1', '1.5', '"3"', 'null', 'true', '[]', '-0.5', '{}'),
+
+    # not_joined
+    [ '{"op":"send","room":"elsewhere","text":"x","id":"nj1"}',
+      'not_joined', 'send to a room not joined', id => 'nj1' ],
+    [ '{"op":"history","room":"elsewhere","id":"nj2"}', 'not_joined',
+      'history of a room not joined', id => 'nj2' ],
+    [ '{"op":"leave","room":"elsewhere","id":"nj3"}', 'not_joined',
+      'leave a room not joined', id => 'nj3' ],
+    [ '{"op":"send","room":"elsewhere","text":"x"}', 'not_joined',
+      'not_joined without id' ],
+);
+err_is(@$_) for @CASES;
+ok($ws->quiet(timeout => 0.3), 'no message was broadcast by bad sends');
+
 {
     # deep nesting inside an object: refused or ignored, but not fatal
     $ws->send_text('{"op":"heartbeat","id":"deep","x":' . '[' x 3000
@@ -71,25 +162,7 @@ err_is('[' x 4000 . ']' x 4000, 'bad_request', 'deeply nested array');
        && $r->{code} eq 'bad_request')), 'deep nesting in an object');
 }
 
-# op
-err_is('{"room":"r"}', 'bad_request', 'missing op');
-err_is('{"op":"dance","id":"d1"}', 'bad_request', 'unknown op', id => 'd1');
-err_is('{"op":"","id":"d2"}', 'bad_request', 'empty op', id => 'd2');
-err_is('{"op":1,"id":"d3"}', 'bad_request', 'op a number', id => 'd3');
-err_is('{"op":["join"],"id":"d4"}', 'bad_request', 'op an array', id => 'd4');
-err_is('{"op":"JOIN","room":"r","id":"d5"}', 'bad_request',
-       'op is case-sensitive', id => 'd5');
-err_is('{"op":null}', 'bad_request', 'op null');
-
-# id
-err_is('{"op":"dance","id":5}', 'bad_request', 'id a number');
-err_is('{"op":"heartbeat","id":5}', 'bad_request', 'valid op, id a number');
-err_is('{"op":"heartbeat","id":{"a":1}}', 'bad_request', 'id an object');
-err_is('{"op":"heartbeat","id":null}', 'bad_request', 'id null');
-err_is('{"op":"heartbeat","id":"' . 'i' x 65 . '"}', 'bad_request',
-       'id of 65 bytes');
-err_is('{"op":"dance","id":"' . 'i' x 65 . '"}', 'bad_request',
-       'unknown op, 65-byte id: no id');
+# the longest ids are echoed
 {
     my $id = 'i' x 64;
     my $r = $ws->call({ op => 'heartbeat', id => $id });
@@ -101,84 +174,33 @@ err_is('{"op":"dance","id":"' . 'i' x 65 . '"}', 'bad_request',
     $id = "\x{1F600}" x 16;
     $r = $ws->call({ op => 'heartbeat', id => $id });
     is($r && $r->{id}, $id, 'id of 64 UTF-8 bytes echoed');
-    err_is(ChatTest::json()->encode({ op => 'heartbeat',
-                                      id => "\x{1F600}" x 16 . 'x' }),
-           'bad_request', 'id of 65 UTF-8 bytes');
 }
 
-# room
-my @bad_rooms = ('', 'x' x 129, 'a b', 'a/b', 'a#b', "caf\x{e9}", 'a"b',
-                 "a\nb", 'a,b', 'a*b');
-for my $room (@bad_rooms) {
-    for my $op ('join', 'leave', 'send', 'history') {
-        my $req = { op => $op, room => $room, id => "br-$op" };
-        $req->{text} = 't' if $op eq 'send';
-        err_is(ChatTest::json()->encode($req), 'bad_request',
-               "$op with bad room '" . substr($room, 0, 10) . "' ("
-               . length($room) . ')', id => "br-$op");
+# too_many_rooms (chat_max_rooms 3; 'r' is joined).  Steps in order: a
+# request and the type of its reply, or an error case as above.
+for my $step (
+    [ { op => 'join', room => 'r2' }, 'joined', 'room 2' ],
+    [ { op => 'join', room => 'r3' }, 'joined', 'room 3' ],
+    [ '{"op":"join","room":"r4","id":"tm"}', 'too_many_rooms',
+      'fourth room', id => 'tm' ],
+    [ { op => 'join', room => 'r3' }, 'joined',
+      'rejoining a joined room at the limit is fine' ],
+    [ '{"op":"join","room":"r4","id":"tm2"}', 'too_many_rooms',
+      'still three rooms', id => 'tm2' ],
+    [ '{"op":"send","room":"r4","text":"x","id":"tm3"}', 'not_joined',
+      'the refused room was not joined', id => 'tm3' ],
+    [ { op => 'leave', room => 'r2' }, 'left', 'leave one' ],
+    [ { op => 'join', room => 'r4' }, 'joined', 'then a new room is fine' ],
+  )
+{
+    if (ref $step->[0]) {
+        my ($req, $type, $name) = @$step;
+        my $r = $ws->call($req);
+        is($r && $r->{type}, $type, $name);
+    } else {
+        err_is(@$step);
     }
 }
-err_is('{"op":"join","id":"nr"}', 'bad_request', 'join without room',
-       id => 'nr');
-err_is('{"op":"join","room":5,"id":"nr"}', 'bad_request', 'room a number',
-       id => 'nr');
-err_is('{"op":"join","room":null,"id":"nr"}', 'bad_request', 'room null',
-       id => 'nr');
-err_is('{"op":"join","room":["r"],"id":"nr"}', 'bad_request',
-       'room an array', id => 'nr');
-err_is('{"op":"send","text":"t","id":"nr"}', 'bad_request',
-       'send without room', id => 'nr');
-
-# text
-err_is('{"op":"send","room":"r","id":"t1"}', 'bad_request', 'missing text',
-       id => 't1');
-err_is('{"op":"send","room":"r","text":"","id":"t2"}', 'bad_request',
-       'empty text', id => 't2');
-err_is('{"op":"send","room":"r","text":5,"id":"t3"}', 'bad_request',
-       'text a number', id => 't3');
-err_is('{"op":"send","room":"r","text":null,"id":"t4"}', 'bad_request',
-       'text null', id => 't4');
-err_is('{"op":"send","room":"r","text":["a"],"id":"t5"}', 'bad_request',
-       'text an array', id => 't5');
-err_is('{"op":"send","room":"r","text":{"a":1},"id":"t6"}', 'bad_request',
-       'text an object', id => 't6');
-ok($ws->quiet(timeout => 0.3), 'no message was broadcast by bad sends');
-
-# since / before / limit
-for my $v ('-1', '1.5', '"3"', 'null', 'true', '[]', '-0.5', '{}')
-{
-    err_is(qq({"op":"join","room":"r","since":$v,"id":"s"}), 'bad_request',
-           "since $v", id => 's');
-    err_is(qq({"op":"history","room":"r","before":$v,"id":"b"}),
-           'bad_request', "before $v", id => 'b');
-    err_is(qq({"op":"history","room":"r","limit":$v,"id":"l"}),
-           'bad_request', "limit $v", id => 'l');
-}
-
-# not_joined
-err_is('{"op":"send","room":"elsewhere","text":"x","id":"nj1"}',
-       'not_joined', 'send to a room not joined', id => 'nj1');
-err_is('{"op":"history","room":"elsewhere","id":"nj2"}', 'not_joined',
-       'history of a room not joined', id => 'nj2');
-err_is('{"op":"leave","room":"elsewhere","id":"nj3"}', 'not_joined',
-       'leave a room not joined', id => 'nj3');
-err_is('{"op":"send","room":"elsewhere","text":"x"}', 'not_joined',
-       'not_joined without id');
-
-# too_many_rooms (chat_max_rooms 3; 'r' is joined)
-is($ws->call({ op => 'join', room => 'r2' })->{type}, 'joined', 'room 2');
-is($ws->call({ op => 'join', room => 'r3' })->{type}, 'joined', 'room 3');
-err_is('{"op":"join","room":"r4","id":"tm"}', 'too_many_rooms',
-       'fourth room', id => 'tm');
-is($ws->call({ op => 'join', room => 'r3' })->{type}, 'joined',
-   'rejoining a joined room at the limit is fine');
-err_is('{"op":"join","room":"r4","id":"tm2"}', 'too_many_rooms',
-       'still three rooms', id => 'tm2');
-err_is('{"op":"send","room":"r4","text":"x","id":"tm3"}', 'not_joined',
-       'the refused room was not joined', id => 'tm3');
-is($ws->call({ op => 'leave', room => 'r2' })->{type}, 'left', 'leave one');
-is($ws->call({ op => 'join', room => 'r4' })->{type}, 'joined',
-   'then a new room is fine');
 {
     my $other = ChatTest::WS->chat($port, user => 'other');
     is($other->call({ op => 'join', room => 'r5' })->{type}, 'joined',

@@ -3,7 +3,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(hseqs);
 
 my $n = ChatTest->start(
     http => 'chat_history_cache 150;',
@@ -17,14 +17,8 @@ my $b = ChatTest::WS->chat($port, user => 'reader');
 $a->join_room('small');
 $b->join_room('small');
 
-sub seqs { [ map { $_->{seq} } @{$_[0]{messages} || []} ] }
-sub hist {
-    my ($ws, %o) = @_;
-    return $ws->call({ op => 'history', room => 'small', %o });
-}
-
 # empty room
-my $h = hist($a, id => 'h0');
+my $h = $a->history('small', id => 'h0');
 is_deeply($h, { type => 'history', room => 'small', messages => [],
                 id => 'h0' }, 'history of an empty room');
 
@@ -38,31 +32,31 @@ for my $i (1 .. 10) {
 is(scalar @live, 10, '10 messages sent');
 $a->drain(timeout => 0.3);
 
-$h = hist($b);
+$h = $b->history('small');
 is($h->{type}, 'history', 'history reply');
 is($h->{room}, 'small', 'history.room');
 is_deeply($h->{messages}, \@live,
           'history messages are the message events, ascending');
-$h = hist($b, limit => 3);
-is_deeply(seqs($h), [ 8, 9, 10 ], 'limit 3: the latest 3');
-$h = hist($b, before => 5);
-is_deeply(seqs($h), [ 1 .. 4 ], 'before 5');
-$h = hist($b, before => 5, limit => 2);
-is_deeply(seqs($h), [ 3, 4 ], 'before 5 limit 2');
-$h = hist($b, before => 1);
-is_deeply(seqs($h), [], 'before 1: nothing');
-$h = hist($b, before => 0);
-is_deeply(seqs($h), [], 'before 0: nothing');
-$h = hist($b, before => 11);
-is_deeply(seqs($h), [ 1 .. 10 ], 'before last+1: everything');
-$h = hist($b, before => 1000);
-is_deeply(seqs($h), [ 1 .. 10 ], 'before beyond the last seq');
-$h = hist($b, limit => 1);
-is_deeply(seqs($h), [ 10 ], 'limit 1');
-$h = hist($b, limit => 100);
-is_deeply(seqs($h), [ 1 .. 10 ], 'limit larger than the room');
-$h = hist($b, limit => 1000);
-is_deeply(seqs($h), [ 1 .. 10 ], 'limit 1000 on a small room');
+$h = $b->history('small', limit => 3);
+is_deeply(hseqs($h), [ 8, 9, 10 ], 'limit 3: the latest 3');
+$h = $b->history('small', before => 5);
+is_deeply(hseqs($h), [ 1 .. 4 ], 'before 5');
+$h = $b->history('small', before => 5, limit => 2);
+is_deeply(hseqs($h), [ 3, 4 ], 'before 5 limit 2');
+$h = $b->history('small', before => 1);
+is_deeply(hseqs($h), [], 'before 1: nothing');
+$h = $b->history('small', before => 0);
+is_deeply(hseqs($h), [], 'before 0: nothing');
+$h = $b->history('small', before => 11);
+is_deeply(hseqs($h), [ 1 .. 10 ], 'before last+1: everything');
+$h = $b->history('small', before => 1000);
+is_deeply(hseqs($h), [ 1 .. 10 ], 'before beyond the last seq');
+$h = $b->history('small', limit => 1);
+is_deeply(hseqs($h), [ 10 ], 'limit 1');
+$h = $b->history('small', limit => 100);
+is_deeply(hseqs($h), [ 1 .. 10 ], 'limit larger than the room');
+$h = $b->history('small', limit => 1000);
+is_deeply(hseqs($h), [ 1 .. 10 ], 'limit 1000 on a small room');
 ok($b->quiet(timeout => 0.2), 'history sends no message events');
 
 # a big room: 160 messages, the ring keeps the last 150
@@ -77,24 +71,23 @@ for my $batch (0 .. 7) {
 }
 $a->drain(timeout => 0.3);
 
-sub bighist { $a->call({ op => 'history', room => 'big', @_ }) }
-$h = bighist();
-is_deeply(seqs($h), [ 111 .. 160 ], 'default limit 50');
+$h = $a->history('big');
+is_deeply(hseqs($h), [ 111 .. 160 ], 'default limit 50');
 is($h->{messages}[0]{text}, 'big 111', 'history text');
-$h = bighist(limit => 100);
-is_deeply(seqs($h), [ 61 .. 160 ], 'limit 100');
-$h = bighist(limit => 1000);
-is_deeply(seqs($h), [ 61 .. 160 ], 'limit 1000 clamped to 100');
-$h = bighist(limit => 101);
+$h = $a->history('big', limit => 100);
+is_deeply(hseqs($h), [ 61 .. 160 ], 'limit 100');
+$h = $a->history('big', limit => 1000);
+is_deeply(hseqs($h), [ 61 .. 160 ], 'limit 1000 clamped to 100');
+$h = $a->history('big', limit => 101);
 is(scalar @{$h->{messages} || []}, 100, 'limit 101 clamped to 100');
-$h = bighist(before => 20);
-is_deeply(seqs($h), [ 11 .. 19 ], 'before 20: only what the ring holds');
-$h = bighist(before => 11);
-is_deeply(seqs($h), [], 'before the ring: nothing');
-$h = bighist(before => 100, limit => 5);
-is_deeply(seqs($h), [ 95 .. 99 ], 'before 100 limit 5');
-$h = bighist(before => 100, limit => 1000);
-is_deeply(seqs($h), [ 11 .. 99 ], 'before 100 limit 1000');
+$h = $a->history('big', before => 20);
+is_deeply(hseqs($h), [ 11 .. 19 ], 'before 20: only what the ring holds');
+$h = $a->history('big', before => 11);
+is_deeply(hseqs($h), [], 'before the ring: nothing');
+$h = $a->history('big', before => 100, limit => 5);
+is_deeply(hseqs($h), [ 95 .. 99 ], 'before 100 limit 5');
+$h = $a->history('big', before => 100, limit => 1000);
+is_deeply(hseqs($h), [ 11 .. 99 ], 'before 100 limit 1000');
 
 # join since with the ring
 my $r = $c->call({ op => 'join', room => 'big', since => 10 });
@@ -130,8 +123,8 @@ for my $i (161 .. 170) {
 }
 $a->collect(n => 10, type => 'ack');
 $c->collect(n => 10, type => 'message');
-$h = bighist(limit => 100, before => 30);
-is_deeply(seqs($h), [ 21 .. 29 ], 'ring moved: oldest is 21');
+$h = $a->history('big', limit => 100, before => 30);
+is_deeply(hseqs($h), [ 21 .. 29 ], 'ring moved: oldest is 21');
 
 # history requires membership
 $r = $b->call({ op => 'history', room => 'big' });

@@ -5,7 +5,7 @@ use warnings;
 use utf8;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use Encode qw(encode decode);
 
 my $n = ChatTest->start(server => <<'EOF2');
@@ -19,80 +19,87 @@ my $reader = ChatTest::WS->chat($port, user => 'reader');
 $ws->join_room('esc');
 $reader->join_room('esc');
 
-my %texts = (
-    'quotes'          => 'he said "hi"',
-    'backslash'       => 'back\\slash \\\\ double',
-    'slash'           => 'a/b </script>',
-    'control 0x01'    => "a\x{01}b",
-    'all controls'    => join('', map { chr } 1 .. 31),
-    'tab nl cr'       => "line1\nline2\r\n\ttabbed",
-    'DEL'             => "del\x{7f}",
-    'emoji'           => "smile \x{1F600} party \x{1F389}",
-    'CJK'             => '日本語のテキスト',
-    'accents'         => 'àéîõü ß Ωμέγα',
-    'U+2028 U+2029'   => "a\x{2028}b\x{2029}c",
-    'U+FFFF'          => "x\x{FFFF}y",
-    'U+10FFFF'        => "x\x{10FFFF}y",
-    'BOM'             => "\x{FEFF}bom",
-    'escape lookalike'=> '\\u0000 \\n \\" not escapes',
-    'json inside'     => '{"op":"send","room":"x","text":"y"}',
-    'only spaces'     => '   ',
-    'many quotes'     => '"' x 2000,
-    'many backslashes'=> '\\' x 2000,
-    'many controls'   => "\x{01}" x 1300,
-    'mixed'           => qq(\x{1F600}"\\\x{01}\n/\x{e9}),
+# Each case: a name, the text field of a send, and what the members get.
+# text => $t: sent as JSON::PP encodes it; json => '"..."': exactly as
+# written.  want => $t: accepted, and delivered as exactly $t; maybe =>
+# $t or undef: refused with bad_request, or accepted and delivered as
+# valid JSON (as exactly $t if defined), but never truncated or broken.
+my @CASES = (
+    map({ [ $_->[0], { text => $_->[1], want => $_->[1] } ] }
+        [ 'BOM',              "\x{FEFF}bom" ],
+        [ 'CJK',              '日本語のテキスト' ],
+        [ 'DEL',              "del\x{7f}" ],
+        [ 'U+10FFFF',         "x\x{10FFFF}y" ],
+        [ 'U+2028 U+2029',    "a\x{2028}b\x{2029}c" ],
+        [ 'U+FFFF',           "x\x{FFFF}y" ],
+        [ 'accents',          'àéîõü ß Ωμέγα' ],
+        [ 'all controls',     join('', map { chr } 1 .. 31) ],
+        [ 'backslash',        'back\\slash \\\\ double' ],
+        [ 'control 0x01',     "a\x{01}b" ],
+        [ 'emoji',            "smile \x{1F600} party \x{1F389}" ],
+        [ 'escape lookalike', '\\u0000 \\n \\" not escapes' ],
+        [ 'json inside',      '{"op":"send","room":"x","text":"y"}' ],
+        [ 'many backslashes', '\\' x 2000 ],
+        [ 'many controls',    "\x{01}" x 1300 ],
+        [ 'many quotes',      '"' x 2000 ],
+        [ 'mixed',            qq(\x{1F600}"\\\x{01}\n/\x{e9}) ],
+        [ 'only spaces',      '   ' ],
+        [ 'quotes',           'he said "hi"' ],
+        [ 'slash',            'a/b </script>' ],
+        [ 'tab nl cr',        "line1\nline2\r\n\ttabbed" ]),
+
+    # escaped input forms decode to the same text
+    map({ [ "escaped input $_->[0]", { json => $_->[0], want => $_->[1] } ] }
+        [ '"\\u00e9\\u00E9"',        "\x{e9}\x{e9}" ],
+        [ '"\\ud83d\\ude00"',        "\x{1F600}" ],
+        [ '"\\"\\\\\\/\\b\\f\\n\\r\\t"', qq("\\/\b\f\n\r\t) ],
+        [ '"\\u0001\\u001f"',        "\x{01}\x{1f}" ]),
+
+    # NUL and lone surrogates
+    [ '"a\\u0000b"', { json => '"a\\u0000b"', maybe => "a\x{0}b" } ],
+    map({ [ $_, { json => $_, maybe => undef } ] }
+        '"\\ud800"', '"\\udc00x"', '"\\ud83dx"'),
 );
 
-for my $name (sort keys %texts) {
-    my $t = $texts{$name};
+for my $case (@CASES) {
+    my ($name, $c) = @$case;
+    my %c = %$c;
     my $id = "id-$name";
-    my $ack = $ws->call({ op => 'send', room => 'esc', text => $t, id => $id });
-    is($ack && $ack->{type}, 'ack', "$name: accepted");
-    is($ack && $ack->{id}, $id, "$name: id echoed");
-    my $m = $reader->wait_for(type => 'message');
-    ok($m && $m->{text} eq $t, "$name: text round-trips exactly")
-        or diag('got ' . ($m ? ChatTest::json()->encode($m->{text}) : 'none'));
+    if (exists $c{text}) {
+        $ws->send_json({ op => 'send', room => 'esc', text => $c{text},
+                         id => $id });
+    } else {
+        $id = 'e';
+        $ws->send_text('{"op":"send","room":"esc","id":"e","text":'
+                       . $c{json} . '}');
+    }
+    # (the next reply, whatever its id: the id is checked)
+    my $r = $ws->wait_for(match => sub { $_[0]{type} =~ /^(?:ack|error)$/ });
+    if (exists $c{maybe}) {
+        ok($r && ($r->{type} eq 'ack' || $r->{code} eq 'bad_request'),
+           "$name: ack or bad_request");
+        next unless $r && $r->{type} eq 'ack';
+        my $m = $reader->wait_for(type => 'message');
+        ok($m, "$name: delivered as valid JSON");
+        is($m && $m->{text}, $c{maybe}, "$name: delivered exactly")
+            if defined $c{maybe};
+    } else {
+        is($r && $r->{type}, 'ack', "$name: accepted");
+        is($r && $r->{id}, $id, "$name: id echoed");
+        my $m = $reader->wait_for(type => 'message');
+        ok($m && $m->{text} eq $c{want}, "$name: text round-trips exactly")
+            or diag('got ' . ($m ? enc($m->{text}) : 'none'));
+    }
     $ws->wait_for(type => 'message');
 }
 
 # the same texts through history
-my $h = $reader->call({ op => 'history', room => 'esc', limit => 100 });
-my %in_hist = map { $_->{text} => 1 } @{$h->{messages} || []};
-is(scalar(grep { $in_hist{$_} } values %texts), scalar(keys %texts),
-   'every text round-trips through history');
-
-# escaped input forms decode to the same text
-for my $case ([ '"\\u00e9\\u00E9"',        "\x{e9}\x{e9}" ],
-              [ '"\\ud83d\\ude00"',        "\x{1F600}" ],
-              [ '"\\"\\\\\\/\\b\\f\\n\\r\\t"', qq("\\/\b\f\n\r\t) ],
-              [ '"\\u0001\\u001f"',        "\x{01}\x{1f}" ])
 {
-    my ($json, $want) = @$case;
-    $ws->send_text('{"op":"send","room":"esc","id":"e","text":' . $json . '}');
-    my $ack = $ws->wait_for(id => 'e');
-    is($ack && $ack->{type}, 'ack', "escaped input $json accepted");
-    my $m = $reader->wait_for(type => 'message');
-    ok($m && $m->{text} eq $want, "escaped input $json decoded")
-        or diag('got ' . ($m ? ChatTest::json()->encode($m->{text}) : 'none'));
-    $ws->wait_for(type => 'message');
-}
-
-# NUL and lone surrogates: refused (bad_request) or kept exactly, never
-# truncated or broken JSON
-for my $case ([ '"a\\u0000b"', "a\x{0}b" ], [ '"\\ud800"' ], [ '"\\udc00x"' ],
-              [ '"\\ud83dx"' ])
-{
-    my ($json, $want) = @$case;
-    $ws->send_text('{"op":"send","room":"esc","id":"z","text":' . $json . '}');
-    my $r = $ws->wait_for(match => sub { $_[0]{type} =~ /^(?:ack|error)$/ });
-    ok($r && ($r->{type} eq 'ack' || $r->{code} eq 'bad_request'),
-       "$json: ack or bad_request");
-    if ($r && $r->{type} eq 'ack') {
-        my $m = $reader->wait_for(type => 'message');
-        ok($m, "$json: delivered as valid JSON");
-        is($m && $m->{text}, $want, "$json: delivered exactly") if defined $want;
-        $ws->wait_for(type => 'message');
-    }
+    my @want = map { exists $_->[1]{want} ? $_->[1]{want} : () } @CASES;
+    my $h = $reader->history('esc', limit => 100);
+    my %in_hist = map { $_->{text} => 1 } @{$h->{messages} || []};
+    is(scalar(grep { $in_hist{$_} } @want), scalar @want,
+       'every text round-trips through history');
 }
 
 # ids with special characters
@@ -100,8 +107,7 @@ for my $id ('q"uote', 'back\\slash', "ctl\x{01}\x{1f}", "nl\n", "\x{1F600}",
             '</x>', '{"a":1}')
 {
     my $r = $ws->call({ op => 'heartbeat', id => $id });
-    is($r && $r->{id}, $id, 'id ' . ChatTest::json()->encode($id)
-                            . ' echoed exactly');
+    is($r && $r->{id}, $id, 'id ' . enc($id) . ' echoed exactly');
     $ws->send_json({ op => 'dance', id => $id });
     $r = $ws->wait_for(type => 'error');
     is($r && $r->{id}, $id, '... also in an error');

@@ -12,10 +12,9 @@ location = /chat { chat; chat_user $arg_user; }
 EOF2
 my $port = $n->port;
 
-sub client { ChatTest::WS->chat($port, user => $_[0], ignore => []) }
-
-my $alice = client('alice');
-my $bob = client('bob');
+# clients that see presence events too
+my $alice = ChatTest::WS->user($port, 'alice', ignore => []);
+my $bob = ChatTest::WS->user($port, 'bob', ignore => []);
 
 # helpers that skip presence *events* when waiting for replies
 sub presence_event {
@@ -72,7 +71,7 @@ $r = $alice->call({ op => 'presence', room => 'p' });
 is_deeply([ sort @{$r->{users} || []} ], [ 'alice', 'bob' ], 'both present');
 
 # a second connection of the same user: no new join event, one entry
-my $bob2 = client('bob');
+my $bob2 = ChatTest::WS->user($port, 'bob', ignore => []);
 $bob2->join_room('p');
 $r = $alice->call({ op => 'presence', room => 'p' });
 is_deeply([ sort @{$r->{users} || []} ], [ 'alice', 'bob' ],

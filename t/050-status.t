@@ -13,19 +13,31 @@ my $port = $n->port;
 my @FIELDS = qw(connections rooms messages_received messages_delivered
                 slow_consumers);
 
-sub status_ok {
-    my ($name) = @_;
+# What GET /status says after each phase of the test (the fields named).
+my %AFTER = (
+    'initial'     => { map { $_ => 0 } @FIELDS },
+    'after joins' => { connections => 3, rooms => 2 },
+    'after sends' => { messages_received => 4, messages_delivered => 7 },
+);
+
+# GET /status: 200, a JSON object, the values of %AFTER for $phase
+sub status_is {
+    my ($phase) = @_;
     my ($st, $h, $j, $body) = ChatTest::http_get_json($port, '/status');
-    is($st, 200, "$name: 200");
-    like($h->{'content-type'} // '', qr{^application/json}, "$name: JSON type");
-    ok(ref $j eq 'HASH', "$name: JSON object") or diag($body);
+    is($st, 200, "$phase: 200");
+    like($h->{'content-type'} // '', qr{^application/json},
+         "$phase: JSON type");
+    ok(ref $j eq 'HASH', "$phase: JSON object") or diag($body);
+    my $want = $AFTER{$phase};
+    is(ref $j eq 'HASH' ? $j->{$_} : undef, $want->{$_},
+       "$phase: $_ = $want->{$_}")
+        for sort keys %$want;
     return ($j || {}, $body);
 }
 
-my ($s, $raw) = status_ok('initial');
+my ($s, $raw) = status_is('initial');
 is_deeply([ sort keys %$s ], [ sort(@FIELDS, 'workers') ],
           'top-level fields');
-is($s->{$_}, 0, "initial $_ = 0") for @FIELDS;
 like($raw, qr/"connections":0[,}]/, 'numbers are JSON numbers');
 is(ref $s->{workers}, 'ARRAY', 'workers array');
 is(scalar @{$s->{workers} || []}, 1, 'one worker');
@@ -48,9 +60,7 @@ $c->join_room('r2');
 $a->join_room('r3');
 $a->call({ op => 'leave', room => 'r3' });
 
-($s) = status_ok('after joins');
-is($s->{connections}, 3, 'connections 3');
-is($s->{rooms}, 2, 'rooms with members: 2');
+($s) = status_is('after joins');
 
 for my $i (1 .. 3) {
     $a->call({ op => 'send', room => 'r1', text => "m$i" });
@@ -59,9 +69,9 @@ $c->call({ op => 'send', room => 'r2', text => 'solo' });
 $a->call({ op => 'send', room => 'nowhere', text => 'x' });      # not_joined
 $b->collect(n => 3, type => 'message');
 
-($s) = status_ok('after sends');
-is($s->{messages_received}, 4, 'messages_received counts accepted sends');
-is($s->{messages_delivered}, 7, 'messages_delivered counts each recipient');
+# messages_received counts accepted sends, messages_delivered each
+# recipient
+($s) = status_is('after sends');
 $w = $s->{workers}[0];
 for my $f (@FIELDS) {
     is($w->{$f}, $s->{$f}, "worker $f equals the total");
@@ -72,6 +82,7 @@ for my $f (@FIELDS) {
     my ($st, $h, $body) = ChatTest::http_get($port, '/status?format=prometheus');
     is($st, 200, 'prometheus: 200');
     like($h->{'content-type'} // '', qr{^text/plain}, 'prometheus: text/plain');
+    # the values of JSON after the sends
     my %metric = (
         ngx_chat_connections              => [ 'gauge',   3 ],
         ngx_chat_rooms                    => [ 'gauge',   2 ],
@@ -108,15 +119,21 @@ $s = status_q();
 is($s->{rooms}, 0, 'rooms back to 0');
 is($s->{messages_received}, 4, 'counters keep their values');
 
-# other requests to the status location
+# other requests to the status location: the raw request, the statuses
+# that are right
+for my $case (
+    [ "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      200, 405 ],
+    [ "POST /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      . "Content-Length: 0\r\n\r\n", 405 ],
+  )
 {
-    my ($st) = ChatTest::http_request($port,
-        "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    ok($st == 200 || $st == 405, "HEAD /status: $st");
-    ($st) = ChatTest::http_request($port,
-        "POST /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        . "Content-Length: 0\r\n\r\n");
-    is($st, 405, 'POST /status: 405');
+    my ($raw, @ok) = @$case;
+    my ($method) = $raw =~ /^(\S+)/;
+    my ($st) = ChatTest::http_request($port, $raw);
+    ok(defined $st && grep({ $st == $_ } @ok),
+       "$method /status: " . join('|', @ok))
+        or diag('got ' . ($st // 'no response'));
 }
 
 sub status_q { $n->status('/status') || {} }

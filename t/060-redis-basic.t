@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc seqs hseqs);
 use ChatTest::Redis;
 use Time::HiRes qw(time sleep);
 
@@ -16,11 +16,7 @@ location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 location = /status { chat_status; }
 EOF2
 
-ChatTest::Redis::need_module(what => 'chat_redis directive',
-    http => 'chat_redis redis://127.0.0.1:1/0;', server => $LOC);
-
-sub seqs { [ map { $_->{seq} } @_ ] }
-sub hseqs { [ map { $_->{seq} } @{$_[0] && $_[0]{messages} || []} ] }
+ChatTest::Redis::need_chat_redis(server => $LOC);
 
 # sends texts to room (one write each), returns the acks in order
 sub send_all {
@@ -41,7 +37,7 @@ sub send_all {
 
 sub ack_seqs {
     return [ map { $_ && $_->{type} eq 'ack' ? $_->{seq}
-                   : 'not an ack: ' . ($_ ? $JSON->encode($_) : 'none') } @_ ];
+                   : 'not an ack: ' . enc($_) } @_ ];
 }
 
 my $r = ChatTest::Redis->start;
@@ -275,7 +271,7 @@ $r->stop;
                        timeout => 8);
     is($rep && $rep->{code}, 'unavailable',
        'wrong password: join -> unavailable')
-        or diag($rep ? $JSON->encode($rep) : 'no reply');
+        or diag(enc($rep));
     $nw->stop;
     $rp->stop;
 }

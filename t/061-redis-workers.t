@@ -19,8 +19,7 @@ location = /chat { chat; chat_user $arg_user; }
 location = /status { chat_status; }
 EOF2
 
-ChatTest::Redis::need_module(what => 'chat_redis directive',
-    http => 'chat_redis redis://127.0.0.1:1/0;', server => $LOC);
+ChatTest::Redis::need_chat_redis(server => $LOC);
 
 my $r = ChatTest::Redis->start;
 my $n = $r->start_nginx(workers => 4, listen_opts => 'reuseport',

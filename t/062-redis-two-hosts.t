@@ -5,19 +5,15 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc seqs);
 use ChatTest::Redis;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 EOF2
 
-ChatTest::Redis::need_module(what => 'chat_redis directive',
-    http => 'chat_redis redis://127.0.0.1:1/0;', server => $LOC);
-
-sub seqs { [ map { $_->{seq} } @_ ] }
+ChatTest::Redis::need_chat_redis(server => $LOC);
 
 my $r = ChatTest::Redis->start;
 my %cfg = (server => $LOC);
@@ -112,9 +108,8 @@ ok($_->quiet(timeout => 0.2), $_->welcome->{user} . ': no duplicates')
                 && $m && $m->{text} eq "r$i")
         {
             $missed++;
-            diag("$room: joined " . ($j ? $JSON->encode($j) : 'none')
-                 . ', ack ' . ($x ? $JSON->encode($x) : 'none')
-                 . ', message ' . ($m ? $JSON->encode($m) : 'none'));
+            diag("$room: joined " . enc($j) . ', ack ' . enc($x)
+                 . ', message ' . enc($m));
         }
         $a1->wait_for(type => 'message', room => $room, timeout => 3);
         $_->call({ op => 'leave', room => $room }) for $a1, $b1;

@@ -7,7 +7,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use Time::HiRes qw(time sleep);
 
@@ -29,9 +29,6 @@ EOF2
 
 ChatTest::Redis::need_module(what => 'chat_publish directive (no Redis)',
                              server => $LOC);
-
-sub enc { defined $_[0] ? (ref $_[0] ? $JSON->encode($_[0]) : $_[0])
-                        : 'nothing' }
 
 sub post_raw {
     my ($body, %o) = @_;
@@ -302,8 +299,7 @@ sub publish_suite {
 }
 
 # ============================================================ Redis
-ChatTest::Redis::need_module(what => 'chat_redis directive',
-    http => 'chat_redis redis://127.0.0.1:1/0;', server => $LOC);
+ChatTest::Redis::need_chat_redis(server => $LOC);
 {
     my $r = ChatTest::Redis->start;
     my $n = $r->start_nginx(workers => 2, listen_opts => 'reuseport',

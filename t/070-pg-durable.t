@@ -7,7 +7,7 @@ use warnings;
 use utf8;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
@@ -18,7 +18,6 @@ my $PER = 500;                      # messages per client
 my $TOTAL = $CLIENTS * $PER;        # 10,000
 my $PER_ROOM = $TOTAL / $ROOMS;     # 2,000
 my $WINDOW = 50;                    # unacked sends per client
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat {
     chat;
@@ -28,10 +27,6 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-
 # a few texts carry what needs escaping on the way to Postgres
 sub text_of {
     my ($i, $k) = @_;
@@ -40,10 +35,8 @@ sub text_of {
     return $t;
 }
 
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2,
-                         listen_opts => 'reuseport', server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, listen_opts => 'reuseport', server => $LOC);
 my $port = $n->port;
 
 my (@c, %workers);

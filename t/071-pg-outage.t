@@ -8,12 +8,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat {
     chat;
@@ -23,14 +22,8 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2,
-                         listen_opts => 'reuseport', server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, listen_opts => 'reuseport', server => $LOC);
 my $port = $n->port;
 my @pids = $n->worker_pids;
 

@@ -12,12 +12,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my @ROOMS = ('k1', 'k2');
 my $LOC = <<'EOF2';
 location = /chat {
@@ -28,15 +27,9 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2,
-                         listen_opts => 'reuseport', server => $LOC,
-                         allow_log => [ qr/exited on signal 9\b/ ]);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, listen_opts => 'reuseport', server => $LOC,
+    allow_log => [ qr/exited on signal 9\b/ ]);
 # For the diagnostics only (the stream is no part of the contract): the
 # pending entries per consumer of each stream in Redis.
 sub stream_state {

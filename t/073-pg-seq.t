@@ -8,29 +8,17 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc seqs);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-# the seqs of acks or message events (anything else shows as such)
-sub seqs {
-    return [ map { $_ && ($_->{type} eq 'ack' || $_->{type} eq 'message')
-                   ? $_->{seq} : 'not an ack: ' . enc($_) } @_ ];
-}
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2,
-                         listen_opts => 'reuseport', server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, listen_opts => 'reuseport', server => $LOC);
 my $port = $n->port;
 
 # clients on both workers

@@ -9,12 +9,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc seqs hseqs);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $CACHE = 20;
 my $LOC = <<'EOF2';
 location = /chat {
@@ -25,11 +24,6 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC, http => "chat_history_cache $CACHE;");
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-sub seqs { [ map { $_->{seq} } @_ ] }
-sub hseqs { [ map { $_->{seq} } @{$_[0] && $_[0]{messages} || []} ] }
 sub range { [ $_[0] .. $_[1] ] }
 sub truthy { my ($v) = @_; return $v && (!ref $v || $$v) ? 1 : 0 }
 
@@ -46,10 +40,9 @@ sub msgs {
     return @m;
 }
 
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2, cache => $CACHE,
-                         listen_opts => 'reuseport', server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, cache => $CACHE, listen_opts => 'reuseport',
+    server => $LOC);
 my $port = $n->port;
 
 # sends $count messages to $room from $ws (pipelined, 100 unacked at most);
@@ -90,39 +83,36 @@ my %ev = map { $_->{seq} => $_ } @ev;
 sub evs { [ map { $ev{$_} } @_ ] }
 
 # ---- history
-sub hist {
-    my ($ws, %q) = @_;
-    return $ws->call({ op => 'history', room => 'h', %q });
-}
-my $h = hist($a);
+my $h = $a->history('h');
 is_deeply(hseqs($h), range(51, 100), 'history: the latest 50 (51..100)');
 is_deeply($h->{messages}, evs(51 .. 100),
           '... the same objects as the message events');
-$h = hist($a, before => 81, limit => 10);
+$h = $a->history('h', before => 81, limit => 10);
 is_deeply(hseqs($h), range(71, 80), 'before 81 limit 10: 71..80 '
           . '(all older than the cache)');
 is_deeply($h->{messages}, evs(71 .. 80), '... the same objects as the events '
           . '(read from Postgres)');
-$h = hist($a, before => 85, limit => 10);
+$h = $a->history('h', before => 85, limit => 10);
 is_deeply(hseqs($h), range(75, 84), 'before 85 limit 10: 75..84 (across the '
           . 'cache boundary)');
 is_deeply($h->{messages}, evs(75 .. 84), '... the same objects');
-$h = hist($a, before => 101, limit => 100);
+$h = $a->history('h', before => 101, limit => 100);
 is_deeply(hseqs($h), range(1, 100), 'before 101 limit 100: 1..100');
 is_deeply($h->{messages}, \@ev, '... the same objects');
-$h = hist($a, before => 11, limit => 100);
+$h = $a->history('h', before => 11, limit => 100);
 is_deeply(hseqs($h), range(1, 10), 'before 11 limit 100: 1..10');
-$h = hist($a, before => 1);
+$h = $a->history('h', before => 1);
 is_deeply(hseqs($h), [], 'before 1: nothing');
-$h = hist($a, before => 2, limit => 1);
+$h = $a->history('h', before => 2, limit => 1);
 is_deeply(hseqs($h), [ 1 ], 'before 2 limit 1: 1');
 
 for my $limit (30, 7, 20, 1) {
     my (@all, $before, $pages);
     while ($pages++ < 200) {
-        my $p = hist($a, limit => $limit,
-                     defined $before ? (before => $before) : ());
-        my $s = hseqs($p);
+        my $p = $a->history('h', limit => $limit,
+                            defined $before ? (before => $before) : ());
+        # (an error ends the paging; the check below tells)
+        my $s = seqs(@{$p && $p->{messages} || []});
         last unless @$s;
         if (@$s > $limit) {
             fail("limit $limit: a page of " . scalar(@$s));
@@ -178,8 +168,7 @@ for my $limit (30, 7, 20, 1) {
        '1100 rows in Postgres');
     my %big = map { $_->{seq} => $_ } @big;
 
-    $h = $b->call({ op => 'history', room => 'big', before => 1000,
-                    limit => 100 });
+    $h = $b->history('big', before => 1000, limit => 100);
     is_deeply(hseqs($h), range(900, 999), 'big: history before 1000: '
               . '900..999');
 
@@ -202,7 +191,7 @@ for my $limit (30, 7, 20, 1) {
         is_deeply(seqs(@m), range($from, $L),
                   "... $from..$L in order (the latest, up to 1000)");
         my $same = grep { $big{$_->{seq}}
-                          && $JSON->encode($_) eq $JSON->encode($big{$_->{seq}})
+                          && enc($_) eq enc($big{$_->{seq}})
                         } @m;
         is($same, scalar @m, '... the same objects as the live events');
         ok($c->quiet(timeout => 0.3), '... nothing more');

@@ -10,12 +10,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $N = 400;
 my $ROOM = 'rl';
 my @RELOAD_AT = (100, 250);      # acks
@@ -28,14 +27,8 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, workers => 2,
-                         listen_opts => 'reuseport', server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 2, listen_opts => 'reuseport', server => $LOC);
 
 my (%ack, %unacked, @retry);     # id => ack / text
 my (@events, %by_seq, $last);   # the receiver's view

@@ -19,11 +19,7 @@ location = /chat {
 }
 EOF2
 
-ChatTest::Pg::need_module(server => $LOC);
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 2, server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(pool => 2, server => $LOC);
 my $a = ChatTest::WS->chat($n->port, user => 'alice');
 
 my $base = 0;

@@ -15,11 +15,9 @@ use Time::HiRes qw(time sleep);
 
 my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
 
-ChatTest::Pg::need_module(server => $LOC);
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start(args => ['-c', 'log_statement=all']);
-my $n = $pg->start_nginx($r, pool => 2, workers => 1, server => $LOC);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 2, workers => 1, server => $LOC,
+    pg => { args => ['-c', 'log_statement=all'] });
 my $port = $n->port;
 
 sub asked {

@@ -25,23 +25,18 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 EOF2
 
-ChatTest::Redis::need_module(what => 'chat_redis and chat_presence_ttl',
-    http => "chat_redis redis://127.0.0.1:1/0;\nchat_presence_ttl 2s;",
-    server => $LOC);
+ChatTest::Redis::need_chat_redis(what => 'chat_redis and chat_presence_ttl',
+    http => 'chat_presence_ttl 2s;', server => $LOC);
 
-sub enc { defined $_[0] ? $JSON->encode($_[0]) : 'nothing' }
 sub encs { @_ ? join(' ', map { enc($_) } @_) : 'nothing' }
-
-sub client { ChatTest::WS->chat($_[0], user => $_[1]) }
 
 # A client of $user on a worker of $n: want => that worker id, or not =>
 # any other one (reuseport spreads connections by their source port).
@@ -50,7 +45,7 @@ sub on_worker {
     my @spare;
     my $found;
     for (1 .. 60) {
-        my $ws = client($n->port, $user);
+        my $ws = ChatTest::WS->user($n->port, $user);
         my $w = $ws->welcome->{worker} // '';
         if (defined $o{want} ? $w eq $o{want} : $w ne $o{not}) {
             $found = $ws;
@@ -152,11 +147,11 @@ sub online_validation {
 {
     my $n = ChatTest->start(server => $LOC);
     my $port = $n->port;
-    my $a1 = client($port, 'alice');
-    my $a2 = client($port, 'alice');
-    my $b1 = client($port, 'bob');
-    my $e1 = client($port, 'erin');
-    my $c1 = client($port, 'carol');
+    my $a1 = ChatTest::WS->user($port, 'alice');
+    my $a2 = ChatTest::WS->user($port, 'alice');
+    my $b1 = ChatTest::WS->user($port, 'bob');
+    my $e1 = ChatTest::WS->user($port, 'erin');
+    my $c1 = ChatTest::WS->user($port, 'carol');
     $_->join_room('t') for $a1, $a2, $b1, $e1;
     $c1->join_room('elsewhere');
 
@@ -224,7 +219,7 @@ sub online_validation {
     is_deeply([ map { "$_->{seq} $_->{text}" } @{$h->{messages} || []} ],
               [ '1 one', '2 two' ], 'memory: history has the 2 messages only')
         or diag(enc($h));
-    my $d1 = client($port, 'dave');
+    my $d1 = ChatTest::WS->user($port, 'dave');
     my $j = $d1->call({ op => 'join', room => 's', since => 0 });
     is($j && $j->{seq}, 2, 'memory: join since 0: joined seq 2');
     my @re = $d1->drain(timeout => 0.4);
@@ -235,7 +230,7 @@ sub online_validation {
     $_->drain(timeout => 0.1) for $a1, $b1;
 
     # online: no join needed
-    my $q = client($port, 'q');
+    my $q = ChatTest::WS->user($port, 'q');
     is_deeply(online($q, qw(alice bob carol nobody q)),
               { alice => 'true', bob => 'true', carol => 'true',
                 nobody => 'false', q => 'true' },
@@ -283,7 +278,7 @@ my $A = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
 my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
 
 {
-    my $a1 = client($A->port, 'alice');
+    my $a1 = ChatTest::WS->user($A->port, 'alice');
     my $W1 = $a1->welcome->{worker};
     my $a2 = on_worker($A, 'alice', not => $W1);
     my $W2 = $a2 && $a2->welcome->{worker};
@@ -291,9 +286,9 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
         or BAIL_OUT('reuseport did not spread the clients over 2 workers');
     my $b1 = on_worker($A, 'bob', want => $W2);
     my $c1 = on_worker($A, 'carol', want => $W1);
-    my $a3 = client($B->port, 'alice');
-    my $b2 = client($B->port, 'bob');
-    my $d1 = client($B->port, 'dave');
+    my $a3 = ChatTest::WS->user($B->port, 'alice');
+    my $b2 = ChatTest::WS->user($B->port, 'bob');
+    my $d1 = ChatTest::WS->user($B->port, 'dave');
     ok($b1 && $c1, 'clients on both workers of A');
     my @all = ($a1, $a2, $b1, $c1, $a3, $b2, $d1);
     $_->join_room('rt') for $a1, $a2, $b1, $c1, $a3, $b2;
@@ -355,7 +350,7 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
     is_deeply([ map { "$_->{seq} $_->{text}" } @{$h->{messages} || []} ],
               [ '1 one', '2 two' ], 'redis: history has the 2 messages only')
         or diag(enc($h));
-    my $late = client($B->port, 'late');
+    my $late = ChatTest::WS->user($B->port, 'late');
     my $j = $late->call({ op => 'join', room => 'rt', since => 0 });
     is($j && $j->{seq}, 2, 'redis: join since 0: joined seq 2');
     my @re = $late->drain(timeout => 0.4);
@@ -366,7 +361,7 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
     $_->drain(timeout => 0) for @all;
 
     # online, asked on B, no join: carol is connected on A only
-    my $q = client($B->port, 'q');
+    my $q = ChatTest::WS->user($B->port, 'q');
     is_deeply(online($q, qw(alice bob carol dave nobody)),
               { alice => 'true', bob => 'true', carol => 'true',
                 dave => 'true', nobody => 'false' },
@@ -381,13 +376,13 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
        . "(chat_presence_ttl 10s): $pttl");
     my $str = rcmd('TYPE', pkey('carol'));
     is($str, 'string', 'redis: the presence key is a string');
-    my $fresh = client($A->port, 'fresh');
+    my $fresh = ChatTest::WS->user($A->port, 'fresh');
     ok(ChatTest::wait_until(sub { exists_key('fresh') }, 1),
        'redis: set at connect (no request sent)');
 
     # two tabs on two instances
-    my $t1 = client($A->port, 'tab');
-    my $t2 = client($B->port, 'tab');
+    my $t1 = ChatTest::WS->user($A->port, 'tab');
+    my $t2 = ChatTest::WS->user($B->port, 'tab');
     my $had = ok(ChatTest::wait_until(sub { exists_key('tab') }, 1),
                  'redis: tab: key');
     close_clean($t1);
@@ -415,7 +410,7 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
        'redis: both closed: key gone within 1 s');
 
     # a TCP close without a close frame is a close too
-    my $dr = client($B->port, 'drop');
+    my $dr = ChatTest::WS->user($B->port, 'drop');
     $had = ok(ChatTest::wait_until(sub { exists_key('drop') }, 1),
               'redis: drop: key');
     $dr->close_socket;
@@ -423,10 +418,10 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
        'redis: TCP closed without a close frame: key gone within 1 s');
 
     # a new tab on B while the old one on A closes: still online
-    my $f1 = client($A->port, 'flip');
+    my $f1 = ChatTest::WS->user($A->port, 'flip');
     $had = ok(ChatTest::wait_until(sub { exists_key('flip') }, 1),
               'redis: flip: key');
-    my $f2 = client($B->port, 'flip');
+    my $f2 = ChatTest::WS->user($B->port, 'flip');
     close_clean($f1);
     sleep 0.6;
     is(exists_key('flip'), 1, 'redis: tab moved from A to B: key stays');
@@ -440,7 +435,7 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
 {
     my $C = $r->start_nginx(%two, extra => "chat_presence_ttl 2s;\n",
                             allow_log => [ qr/exited on signal 9\b/ ]);
-    my $k = client($C->port, 'crash');
+    my $k = ChatTest::WS->user($C->port, 'crash');
     my $Wk = $k->welcome->{worker};
     my $hb = on_worker($C, 'hb', not => $Wk);
     my $rq = on_worker($C, 'rq', not => $Wk);
@@ -461,7 +456,7 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
     my $i1 = on_worker($C, 'idle', not => $Wk);
     my $i2 = on_worker($C, 'idle', not => $Wk);
     my $ti = time;
-    my $obs = client($A->port, 'observer');
+    my $obs = ChatTest::WS->user($A->port, 'observer');
     is_deeply(online($obs, 'crash'), { crash => 'true' },
               'online on A: crash is online');
 

@@ -14,9 +14,7 @@ use Time::HiRes qw(time sleep);
 
 my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
 
-sub ws { ChatTest::WS->chat($_[0], user => $_[1], ignore => []) }
-
-sub events { $_[0]->presence_events($_[1]) }
+# (clients with ignore => []: they see the presence events too)
 
 # waits until $ws got the presence event "$user $event"
 sub got {
@@ -40,24 +38,25 @@ sub users {
 sub scenario {
     my ($label, $A, $B) = @_;
 
-    my $alice = ws($A->port, 'alice');
+    my $alice = ChatTest::WS->user($A->port, 'alice', ignore => []);
     is($alice->call({ op => 'join', room => 'pr' })->{type}, 'joined',
        "$label: alice joined");
-    is_deeply(events($alice, 0.5), [], "$label: no event of her own join "
-              . 'to alice');
+    is_deeply($alice->presence_events(0.5), [],
+              "$label: no event of her own join to alice");
 
-    my $bob = ws($B->port, 'bob');
+    my $bob = ChatTest::WS->user($B->port, 'bob', ignore => []);
     $bob->call({ op => 'join', room => 'pr' });
     ok(got($alice, 'bob join', 3), "$label: alice gets bob's join");
-    is_deeply(events($bob, 0.5), [], "$label: nor of his own to bob");
+    is_deeply($bob->presence_events(0.5), [], "$label: nor of his own to bob");
     is(users($bob, 'pr'), 'alice,bob', "$label: presence lists both");
 
-    my $alice2 = ws($B->port, 'alice');
+    my $alice2 = ChatTest::WS->user($B->port, 'alice', ignore => []);
     $alice2->call({ op => 'join', room => 'pr' });
-    is_deeply(events($bob, 0.7), [], "$label: alice's second tab: no event");
+    is_deeply($bob->presence_events(0.7), [],
+              "$label: alice's second tab: no event");
 
     $alice->call({ op => 'leave', room => 'pr' });
-    is_deeply(events($bob, 0.7), [],
+    is_deeply($bob->presence_events(0.7), [],
               "$label: one of alice's tabs leaves: no event");
     is(users($bob, 'pr'), 'alice,bob', "$label: alice still present");
 
@@ -89,7 +88,7 @@ sub scenario {
 
     my $bob = scenario('redis', $A, $B);
 
-    my $carol = ws($A->port, 'carol');
+    my $carol = ChatTest::WS->user($A->port, 'carol', ignore => []);
     $carol->call({ op => 'join', room => 'pr' });
     ok(got($bob, 'carol join', 3), 'redis: bob gets carol\'s join');
 

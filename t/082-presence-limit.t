@@ -12,27 +12,25 @@ use Time::HiRes qw(time sleep);
 
 my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
 
-sub ws { ChatTest::WS->chat($_[0], user => $_[1], ignore => []) }
-
-sub events { $_[0]->presence_events($_[1]) }
+# (clients with ignore => []: they see the presence events too)
 
 sub scenario {
     my ($label, $A, $B) = @_;
 
-    my $alice = ws($A->port, 'alice');
+    my $alice = ChatTest::WS->user($A->port, 'alice', ignore => []);
     $alice->join_room('big');
     my @others;
     for my $u (qw(bob carol)) {
-        my $w = ws($B->port, $u);
+        my $w = ChatTest::WS->user($B->port, $u, ignore => []);
         $w->join_room('big');
         push @others, $w;
     }
-    is_deeply(events($alice, 0.5), ['bob join', 'carol join'],
+    is_deeply($alice->presence_events(0.5), ['bob join', 'carol join'],
               "$label: joins while the room has at most 3 users");
 
-    my $dave = ws($B->port, 'dave');
+    my $dave = ChatTest::WS->user($B->port, 'dave', ignore => []);
     $dave->join_room('big');
-    is_deeply(events($alice, 0.5), [],
+    is_deeply($alice->presence_events(0.5), [],
               "$label: no event for the 4th user's join");
 
     my $r = $alice->call({ op => 'presence', room => 'big' });
@@ -40,17 +38,18 @@ sub scenario {
        "$label: presence lists all 4");
 
     $dave->call({ op => 'leave', room => 'big' });
-    is_deeply(events($alice, 0.5), [],
+    is_deeply($alice->presence_events(0.5), [],
               "$label: no event for a leave from 4 users");
 
     $others[1]->call({ op => 'leave', room => 'big' });
-    is_deeply(events($alice, 0.5), ['carol leave'],
+    is_deeply($alice->presence_events(0.5), ['carol leave'],
               "$label: leave event again from 3 users down");
 
     # other rooms are not affected by the size of this one
     $alice->join_room('small');
     $others[0]->join_room('small');
-    is_deeply(events($alice, 0.5), ['bob join'], "$label: small room");
+    is_deeply($alice->presence_events(0.5), ['bob join'],
+              "$label: small room");
 
     $_->close_socket for $alice, @others, $dave;
 }
@@ -77,11 +76,15 @@ sub scenario {
 # ---- the default is no limit, as the protocol says
 {
     my $n = ChatTest->start(server => $LOC);
-    my $alice = ws($n->port, 'alice');
+    my $alice = ChatTest::WS->user($n->port, 'alice', ignore => []);
     $alice->join_room('r');
-    my @w = map { my $w = ws($n->port, "u$_"); $w->join_room('r'); $w }
-            1 .. 5;
-    is(scalar @{events($alice, 0.5)}, 5, 'default: every join announced');
+    my @w = map {
+        my $w = ChatTest::WS->user($n->port, "u$_", ignore => []);
+        $w->join_room('r');
+        $w
+    } 1 .. 5;
+    is(scalar @{$alice->presence_events(0.5)}, 5,
+       'default: every join announced');
     $_->close_socket for $alice, @w;
     $n->stop;
 }

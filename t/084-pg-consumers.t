@@ -14,13 +14,9 @@ use Time::HiRes qw(time sleep);
 
 my $LOC = 'location = /chat { chat; chat_user $arg_user; }';
 
-ChatTest::Pg::need_module(server => $LOC);
-
-my $r = ChatTest::Redis->start;
-my $pg = ChatTest::Pg->start;
-my $n = $pg->start_nginx($r, pool => 1, workers => 1, server => $LOC,
-                         http => "chat_presence_ttl 3s;\n",
-                         allow_log => [ qr/exited on signal 9\b/ ]);
+my ($r, $pg, $n) = ChatTest::Pg::start_stack(
+    pool => 1, workers => 1, server => $LOC, http => "chat_presence_ttl 3s;\n",
+    allow_log => [ qr/exited on signal 9\b/ ]);
 
 sub consumers {
     my $list = $r->cmd('XINFO', 'CONSUMERS', 'chat:stream', 'writers');

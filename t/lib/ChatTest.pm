@@ -11,6 +11,11 @@ package ChatTest;
 #   my ($rc, $text) = ChatTest->nginx_t(server => '...');
 #   my ($st, $hdr, $body) = ChatTest::http_get($port, '/path', {H => 'v'});
 #   my ($st, $hdr, $body) = ChatTest::http_request($port, $raw);
+#   use ChatTest qw(enc seqs hseqs);   helpers for the tests' checks
+#
+# Servers are ChatTest::Process objects: stopped (with the log checks) at
+# exit, before the Redis and Postgres servers of ChatTest::Redis and
+# ChatTest::Pg go.
 #
 # Environment: NGINX_BIN, CHAT_MODULE, CHAT_ASAN (path of libasan.so to
 # preload), CHAT_TEST_KEEP (keep server roots), CHAT_TEST_LOG_LEVEL (the
@@ -23,23 +28,27 @@ use warnings;
 # Loaded first so that Test::Builder's END block runs after ours.
 use Test::More ();
 
+use ChatTest::Process qw(run slurp write_file tempdir pid_alive
+                         children_of);
+use parent -norequire, 'ChatTest::Process';
+
 use Cwd qw(abs_path);
 use Encode ();
 use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS);
+use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
-use File::Temp ();
 use IO::Handle;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
-use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken);
 use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF SO_SNDBUF
               IPPROTO_TCP TCP_NODELAY inet_aton pack_sockaddr_in);
 use Time::HiRes qw(time sleep);
 
 our $VERSION = '1.0';
+our @EXPORT_OK = qw(enc seqs hseqs);
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -50,8 +59,9 @@ for my $m (qw(output failure_output todo_output)) {
 
 my $REPO_ROOT = abs_path(dirname(abs_path(__FILE__)) . '/../..');
 
-our @RUNNING;        # instances not stopped yet (for END)
-my $OWNER_PID = $$;
+# the names bench/run.pl uses
+*_slurp = \&slurp;
+*_children_of = \&children_of;
 
 sub repo_root { $REPO_ROOT }
 
@@ -70,17 +80,9 @@ sub json { JSON::PP->new->utf8->canonical->allow_nonref }
 
 # ---------------------------------------------------------------- config
 
-sub _tmp_base {
-    my $d = $ENV{TMPDIR} && -d $ENV{TMPDIR} ? $ENV{TMPDIR} : '/tmp';
-    return $d;
-}
-
 sub _new_root {
-    my $root = File::Temp::tempdir('ngx_chat_t_XXXXXX', DIR => _tmp_base(),
-                                   CLEANUP => 0);
-    $root = abs_path($root);
+    my $root = tempdir('ngx_chat_t_XXXXXX');
     make_path("$root/conf", "$root/logs", "$root/tmp", "$root/html");
-    chmod 0755, $root;
     return $root;
 }
 
@@ -172,55 +174,6 @@ EOF
     return $text;
 }
 
-sub _write_file {
-    my ($path, $data) = @_;
-    open my $fh, '>', $path or die "write $path: $!";
-    print {$fh} $data;
-    close $fh or die "close $path: $!";
-}
-
-sub _slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return undef;
-    local $/;
-    my $d = <$fh>;
-    close $fh;
-    return $d;
-}
-
-# Runs a command with extra environment, stdout+stderr to a file, bounded.
-# Returns (exit code or -1 on timeout, output).
-sub _run {
-    my ($env, $out, $timeout, @cmd) = @_;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-        %ENV = (%ENV, %$env);
-        exec @cmd or POSIX::_exit(127);
-    }
-    my $deadline = time + $timeout;
-    my $rc;
-    while (1) {
-        my $r = waitpid($pid, WNOHANG);
-        if ($r == $pid) {
-            $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-            last;
-        }
-        if (time > $deadline) {
-            kill 'KILL', $pid;
-            waitpid($pid, 0);
-            $rc = -1;
-            last;
-        }
-        sleep 0.01;
-    }
-    return ($rc, _slurp($out) // '');
-}
-
-
 # ---------------------------------------------------------------- nginx -t
 
 # ChatTest->nginx_t(http => ..., server => ..., main => ..., workers => N)
@@ -231,14 +184,15 @@ sub nginx_t {
     my $root = _new_root();
     my $port = $o{port} || free_port();
     my $conf = _config_text(%o, root => $root, port => $port);
-    _write_file("$root/conf/nginx.conf", $conf);
+    write_file("$root/conf/nginx.conf", $conf);
 
-    my ($rc, $text) = _run({ _asan_env($root) }, "$root/logs/nginx-t.out", 30,
-                           nginx_bin(), '-t', '-p', "$root/",
-                           '-c', 'conf/nginx.conf',
-                           '-e', "$root/logs/error.log");
+    my ($rc, $text) = run(env => { _asan_env($root) },
+                          out => "$root/logs/nginx-t.out", timeout => 30,
+                          cmd => [ nginx_bin(), '-t', '-p', "$root/",
+                                   '-c', 'conf/nginx.conf',
+                                   '-e', "$root/logs/error.log" ]);
 
-    my $log = _slurp("$root/logs/error.log") // '';
+    my $log = slurp("$root/logs/error.log") // '';
     remove_tree($root) unless $ENV{CHAT_TEST_KEEP};
     return ($rc, $text, $log);
 }
@@ -250,7 +204,7 @@ sub start {
     my ($class, %o) = @_;
     my $self = bless {
         opts    => \%o,
-        root    => _new_root(),
+        dir     => _new_root(),
         port    => $o{port} || free_port(),
         workers => $o{workers} || 1,
         clients => [],
@@ -258,21 +212,26 @@ sub start {
         name    => $o{name} || $0,
     }, $class;
 
-    my $root = $self->{root};
-    _write_file("$root/conf/nginx.conf",
-                _config_text(%o, root => $root, port => $self->{port}));
+    my $root = $self->{dir};
+    write_file("$root/conf/nginx.conf",
+               _config_text(%o, root => $root, port => $self->{port}));
 
-    my ($rc, $out) = _run({ _asan_env($root) }, "$root/logs/start.out", 30,
-                          nginx_bin(), '-p', "$root/", '-c', 'conf/nginx.conf',
-                          '-e', "$root/logs/error.log");
+    # nginx daemonizes: its master is no child of ours, only the nginx
+    # that starts it is
+    my ($rc, $out) = run(env => { _asan_env($root) },
+                         out => "$root/logs/start.out", timeout => 30,
+                         cmd => [ nginx_bin(), '-p', "$root/",
+                                  '-c', 'conf/nginx.conf',
+                                  '-e', "$root/logs/error.log" ]);
     if ($rc != 0) {
-        my $log = _slurp("$root/logs/error.log") // '';
+        my $log = slurp("$root/logs/error.log") // '';
         $self->_kill_all;
+        $self->_dispose_dir(keep => 1);
         die "nginx failed to start (exit $rc):\n$out\n--- error.log:\n$log\n"
-            . "--- nginx.conf:\n" . _slurp("$root/conf/nginx.conf");
+            . "--- nginx.conf:\n" . slurp("$root/conf/nginx.conf");
     }
 
-    push @RUNNING, $self;
+    $self->_register;
 
     my $deadline = time + 5;
     while (time < $deadline) {
@@ -287,6 +246,7 @@ sub start {
     unless (wait_port($self->{port}, 5)) {
         my $log = $self->error_log;
         $self->_kill_all;
+        $self->_dispose_dir(keep => 1);
         die "nginx does not accept on port $self->{port}:\n$log\n";
     }
 
@@ -318,66 +278,36 @@ sub wait_port {
 }
 
 sub port { $_[0]{port} }
-sub root { $_[0]{root} }
+sub root { $_[0]{dir} }
 
 sub error_log {
     my ($self) = @_;
-    return _slurp("$self->{root}/logs/error.log") // '';
+    return slurp("$self->{dir}/logs/error.log") // '';
 }
 
 sub conf_text {
     my ($self) = @_;
-    return _slurp("$self->{root}/conf/nginx.conf") // '';
+    return slurp("$self->{dir}/conf/nginx.conf") // '';
 }
 
 sub master_pid {
     my ($self) = @_;
-    my $p = _slurp("$self->{root}/logs/nginx.pid");
+    my $p = slurp("$self->{dir}/logs/nginx.pid");
     return undef unless defined $p && $p =~ /(\d+)/;
     $self->{master_pid} = $1;
     return $1;
 }
 
-sub _proc_stat {
-    my ($pid) = @_;
-    my $s = _slurp("/proc/$pid/stat");
-    return undef unless defined $s;
-    # pid (comm) state ppid ...
-    return undef unless $s =~ /\)\s+(\S)\s+(\d+)/;
-    return { state => $1, ppid => $2 };
-}
-
-sub _alive {
-    my ($pid) = @_;
-    return 0 unless $pid;
-    my $st = _proc_stat($pid);
-    return 0 unless $st;
-    return 0 if $st->{state} eq 'Z' || $st->{state} eq 'X';
-    return 1;
-}
-
-# pids of the processes whose parent is the master (workers)
-sub _children_of {
-    my ($ppid) = @_;
-    my @pids;
-    opendir my $d, '/proc' or return ();
-    for my $e (readdir $d) {
-        next unless $e =~ /^\d+$/;
-        my $st = _proc_stat($e) or next;
-        next unless $st->{ppid} == $ppid;
-        next if $st->{state} eq 'Z' || $st->{state} eq 'X';
-        push @pids, $e + 0;
-    }
-    closedir $d;
-    return sort { $a <=> $b } @pids;
-}
-
 sub worker_pids {
     my ($self) = @_;
     my $m = $self->{master_pid} || $self->master_pid or return ();
-    my @w = _children_of($m);
+    my @w = children_of($m);
     return @w;
 }
+
+# (the master: nginx runs as a daemon, no child of the test)
+sub pid { $_[0]->master_pid }
+sub alive { pid_alive($_[0]->master_pid) }
 
 sub signal {
     my ($self, $sig) = @_;
@@ -414,7 +344,7 @@ sub stop {
     my ($self, %o) = @_;
     return if $self->{stopped};
     $self->{stopped} = 1;
-    @RUNNING = grep { $_ != $self } @RUNNING;
+    $self->_unregister;
 
     unless ($o{keep_clients}) {
         for my $ws (@{$self->{clients}}) {
@@ -423,18 +353,18 @@ sub stop {
     }
 
     my $master = $self->{master_pid} || $self->master_pid;
-    my @workers = $master ? _children_of($master) : ();
+    my @workers = $master ? children_of($master) : ();
     my $graceful = 1;
 
-    if ($master && _alive($master)) {
+    if ($master && pid_alive($master)) {
         kill 'QUIT', $master;
         my $deadline = time + ($o{timeout} || 10);
-        while (time < $deadline && (_alive($master)
-                                    || grep { _alive($_) } @workers))
+        while (time < $deadline && (pid_alive($master)
+                                    || grep { pid_alive($_) } @workers))
         {
             sleep 0.02;
         }
-        if (_alive($master) || grep { _alive($_) } @workers) {
+        if (pid_alive($master) || grep { pid_alive($_) } @workers) {
             $graceful = 0;
             kill 'KILL', $master, @workers;
             sleep 0.1;
@@ -444,23 +374,27 @@ sub stop {
     my $ok_stop = Test::More::ok($graceful,
         "nginx exited on SIGQUIT within 10 s");
     my $ok_log = $self->check_log;
-
-    if ($ok_stop && $ok_log && !$ENV{CHAT_TEST_KEEP}) {
-        remove_tree($self->{root});
-    } else {
-        Test::More::diag("nginx server root kept: $self->{root}");
-    }
+    $self->_dispose_dir(keep => !($ok_stop && $ok_log));
+    $self->_release_uses;
     return $ok_stop && $ok_log;
 }
 
+# SIGKILL for the master and its workers (a server that failed to start).
 sub _kill_all {
     my ($self) = @_;
+    return if $self->{stopped};
     my $m = $self->{master_pid} || $self->master_pid or return;
-    my @w = _children_of($m);
+    my @w = children_of($m);
     kill 'KILL', $m, @w;
-    @RUNNING = grep { $_ != $self } @RUNNING;
+    $self->_unregister;
+    $self->_release_uses;
     $self->{stopped} = 1;
 }
+
+# At exit: stopped first, with the log checks (ChatTest::Process).
+sub _exit_order { 0 }
+sub _at_exit { $_[0]->stop }
+sub _dir_label { 'nginx server root' }
 
 # Lines of the error log (and sanitizer logs) that make a test fail.
 sub log_problems {
@@ -474,10 +408,10 @@ sub log_problems {
         next if grep { $line =~ $_ } @{$self->{allow}};
         push @bad, $line;
     }
-    for my $f (glob("$self->{root}/logs/asan*"),
-               glob("$self->{root}/logs/ubsan*"))
+    for my $f (glob("$self->{dir}/logs/asan*"),
+               glob("$self->{dir}/logs/ubsan*"))
     {
-        my $d = _slurp($f) // '';
+        my $d = slurp($f) // '';
         push @bad, "$f:\n$d";
     }
     return @bad;
@@ -493,16 +427,6 @@ sub check_log {
         Test::More::diag(join "\n", @show);
     }
     return $ok;
-}
-
-END {
-    if ($$ == $OWNER_PID) {
-        my $rc = $?;
-        for my $n (@RUNNING) {
-            $n->stop;
-        }
-        $? = $rc;
-    }
 }
 
 
@@ -704,6 +628,34 @@ sub wait_until {
 sub random_bytes {
     my ($n) = @_;
     return join '', map { chr int rand 256 } 1 .. $n;
+}
+
+
+# ---------------------------------------------------------------- checks
+
+# For the tests' diagnostics and comparisons (use ChatTest qw(enc ...)).
+
+# A reply or any value as canonical JSON; undef (no reply) as 'nothing'.
+sub enc {
+    my ($v) = @_;
+    return defined $v ? json()->encode($v) : 'nothing';
+}
+
+# The seqs of acks and message events, in order.  Anything else (an
+# error, undef) shows as itself, so that it never passes for a seq.
+sub seqs {
+    return [ map { ref $_ eq 'HASH' && defined $_->{type}
+                   && ($_->{type} eq 'ack' || $_->{type} eq 'message')
+                   ? $_->{seq} : 'not an ack or message: ' . enc($_) } @_ ];
+}
+
+# The seqs of the messages of a history reply.  A reply that is no
+# history (an error, none) shows as such: an empty history is [].
+sub hseqs {
+    my ($h) = @_;
+    return [ 'not a history reply: ' . enc($h) ]
+        unless ref $h eq 'HASH' && ($h->{type} // '') eq 'history';
+    return seqs(@{$h->{messages} || []});
 }
 
 # Handshake request text: headers => {Name => value or undef to omit},

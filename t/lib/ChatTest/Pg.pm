@@ -8,8 +8,8 @@ package ChatTest::Pg;
 # synchronous_commit on: a commit has reached the OS when it returns, so
 # committed rows survive $pg->kill); database `chat` with conf/schema.sql
 # applied.  Stopped (SIGKILL if need be) and
-# removed when the object goes away or the test exits.  Perl core modules
-# only.
+# removed when the object goes away or the test exits (after the nginx
+# servers: ChatTest::Process).  Perl core modules only.
 #
 #   my $pg = ChatTest::Pg->start(port => P, args => ['-c', 'x=y'],
 #                                schema => $file, timeout => 30);
@@ -52,6 +52,10 @@ package ChatTest::Pg;
 #                                    $redis->start_nginx with chat_postgres,
 #                                    then waits (bounded, never failing)
 #                                    for the workers' Postgres connections
+#   my ($redis, $pg, $n) = ChatTest::Pg::start_stack(server => $loc,
+#                                    pool => 2, pg => { args => [...] })
+#                                    need_module, a Redis, a cluster and
+#                                    $pg->start_nginx on both
 #   ChatTest::Pg::worker_pid_of($nginx, $ws)   pid of the nginx worker that
 #                                    holds a test client's connection
 #
@@ -63,18 +67,15 @@ use strict;
 use warnings;
 
 use ChatTest ();
+use ChatTest::Process qw(spawn wait_child run slurp write_file tempdir
+                         proc_stat);
+use parent -norequire, 'ChatTest::Process';
+
 use Cwd qw(abs_path);
 use Encode ();
-use File::Path qw(remove_tree);
-use File::Temp ();
 use JSON::PP ();
-use POSIX qw(WNOHANG);
-use Scalar::Util qw(weaken);
-use Socket qw(unpack_sockaddr_in);
+use POSIX ();
 use Time::HiRes qw(time sleep);
-
-our @RUNNING;        # weak references to the clusters of this process
-my $OWNER_PID = $$;
 
 sub bin_dir { $ENV{PG_BIN_DIR} || '/usr/lib/postgresql/15/bin' }
 
@@ -131,8 +132,7 @@ sub start {
         pid       => undef,
         starts    => 0,
     }, $class;
-    push @RUNNING, $self;
-    weaken($RUNNING[-1]);
+    $self->_register(weak => 1);
 
     for my $d ($self->{data}, $self->{sock}) {
         mkdir $d or die "mkdir $d: $!";
@@ -141,7 +141,7 @@ sub start {
     chmod 0700, $self->{data};
     chmod 0755, $self->{sock};
     # the log is appended to by every start, written by the postmaster
-    ChatTest::_write_file("$dir/postgres.log", '');
+    write_file("$dir/postgres.log", '');
     chown $uid, $gid, "$dir/postgres.log";
 
     my ($rc, $out) = $self->_run_as_pg("$dir/initdb.out", 120,
@@ -162,23 +162,9 @@ sub start {
     return $self;
 }
 
-# A directory the unprivileged user can reach: under TMPDIR if every
-# parent lets others through, else under /tmp.
+# A directory the unprivileged user can reach.
 sub _tempdir {
-    my $base = ChatTest::_tmp_base();
-    my $p = abs_path($base) // '/tmp';
-    my $ok = 1;
-    while (1) {
-        my @st = stat $p;
-        $ok = 0 unless @st && ($st[2] & 0001);
-        last if $p eq '/';
-        $p = $p =~ m{^(.*)/[^/]*$} && length $1 ? $1 : '/';
-    }
-    $base = '/tmp' unless $ok;
-    my $dir = File::Temp::tempdir('ngx_chat_pg_XXXXXX', DIR => $base,
-                                  CLEANUP => 0);
-    $dir = abs_path($dir);
-    chmod 0755, $dir;
+    my $dir = tempdir('ngx_chat_pg_XXXXXX', reachable => 1);
     die "unix socket path too long under $dir\n" if length($dir) > 80;
     return $dir;
 }
@@ -201,37 +187,8 @@ sub _become_owner {
 # Returns (exit code or -1 on timeout, output).
 sub _run_as_pg {
     my ($self, $out, $timeout, @cmd) = @_;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-        $self->_become_owner;
-        exec @cmd or POSIX::_exit(127);
-    }
-    return _wait_child($pid, $timeout, $out);
-}
-
-sub _wait_child {
-    my ($pid, $timeout, $out) = @_;
-    my $deadline = time + $timeout;
-    my $rc;
-    while (1) {
-        my $r = waitpid($pid, WNOHANG);
-        if ($r == $pid || $r < 0) {
-            $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-            last;
-        }
-        if (time > $deadline) {
-            CORE::kill 'KILL', $pid;
-            waitpid($pid, 0);
-            $rc = -1;
-            last;
-        }
-        sleep 0.005;
-    }
-    return ($rc, defined $out ? ChatTest::_slurp($out) // '' : '');
+    return run(cmd => \@cmd, out => $out, timeout => $timeout,
+               setup => sub { $self->_become_owner });
 }
 
 sub _spawn {
@@ -247,56 +204,36 @@ sub _spawn {
                 '-c', 'logging_collector=off',
                 @{$self->{args}});
 
-    my $n = ++$self->{starts};
+    ++$self->{starts};
     my $logpos = -s "$dir/postgres.log" // 0;
-    my $deadline = time + $self->{timeout};
-    my $last_err = '';
+    my $log = sub {
+        return substr(slurp("$dir/postgres.log") // '', $logpos);
+    };
 
-    # After a kill, a new postmaster may refuse to start while the old
-    # backends still hold the shared memory: try again until the deadline.
-  SPAWN:
-    while (1) {
-        my $pid = fork;
-        die "fork: $!" unless defined $pid;
-        if (!$pid) {
-            open STDIN, '<', '/dev/null';
-            open STDOUT, '>>', "$dir/postgres.log" or POSIX::_exit(126);
-            open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-            # keep a terminal's Ctrl-C for the test, which cleans up
-            setpgrp(0, 0);
-            $self->_become_owner;
-            exec bin('postgres'), @args or POSIX::_exit(127);
-        }
-        $self->{pid} = $pid;
-
-        while (1) {
-            if (!$self->_reap(0)) {
-                my $log = substr(ChatTest::_slurp("$dir/postgres.log") // '',
-                                 $logpos);
-                if (time < $deadline
-                    && $log =~ /still in use|already running|lock file/i)
-                {
-                    sleep 0.2;
-                    next SPAWN;
-                }
-                die "postgres exited at start (port $self->{port}, status "
-                    . ($self->{last_status} // '?') . "):\n$log\n";
-            }
+    return $self->_start_child(
+        cmd => [ bin('postgres'), @args ], out => "$dir/postgres.log",
+        append => 1, setpgrp => 1, setup => sub { $self->_become_owner },
+        timeout => $self->{timeout}, poll => 0.05,
+        ready => sub {
             my ($rows, $err) = $self->try_psql('SELECT 1',
                                                dbname => 'postgres',
                                                timeout => 5);
-            return 1 if $rows && "@$rows" eq '1';
-            $last_err = $err // '';
-            if (time > $deadline) {
-                $self->_kill_cluster;
-                die "postgres on port $self->{port} not ready within "
-                    . "$self->{timeout} s ($last_err):\n"
-                    . substr(ChatTest::_slurp("$dir/postgres.log") // '',
-                             $logpos);
-            }
-            sleep 0.05;
-        }
-    }
+            return ($rows && "@$rows" eq '1', $err);
+        },
+        # after a kill, a new postmaster may refuse to start while the old
+        # backends still hold the shared memory: try again
+        retry => sub {
+            return $log->() =~ /still in use|already running|lock file/i;
+        },
+        exited => sub {
+            return "postgres exited at start (port $self->{port}, status "
+                . ($self->{last_status} // '?') . "):\n" . $log->() . "\n";
+        },
+        timed_out => sub {
+            my ($err) = @_;
+            return "postgres on port $self->{port} not ready within "
+                . "$self->{timeout} s ($err):\n" . $log->();
+        });
 }
 
 sub _start_again {
@@ -308,31 +245,13 @@ sub _start_again {
     return $self;
 }
 
-# False once the postmaster has exited (and reaps it); $wait: seconds.
-sub _reap {
-    my ($self, $wait) = @_;
-    my $pid = $self->{pid} or return 0;
-    my $deadline = time + ($wait // 0);
-    while (1) {
-        my $r = waitpid($pid, WNOHANG);
-        if ($r == $pid || $r < 0) {
-            $self->{pid} = undef;
-            $self->{last_status} = $?;
-            return 0;
-        }
-        return 1 if time >= $deadline;
-        sleep 0.01;
-    }
-}
-
-sub port       { $_[0]{port} }
 sub host       { '127.0.0.1' }
+sub port       { $_[0]{port} }
 sub socket_dir { $_[0]{sock} }
-sub dir        { $_[0]{dir} }
 sub data_dir   { $_[0]{data} }
-sub pid        { $_[0]{pid} }
 sub dbname     { $_[0]{dbname} }
-sub alive      { $_[0]->_reap(0) }
+
+sub _dir_label { 'postgres dir' }
 
 # libpq conninfo: conninfo(dbname => 'x', socket => 1)
 sub conninfo {
@@ -344,7 +263,7 @@ sub conninfo {
 
 sub log {
     my ($self) = @_;
-    return ChatTest::_slurp("$self->{dir}/postgres.log") // '';
+    return slurp("$self->{dir}/postgres.log") // '';
 }
 
 
@@ -361,7 +280,7 @@ sub cluster_pids {
         next unless $e =~ /^\d+$/ && $e != $$;
         my $cwd = readlink "/proc/$e/cwd";
         next unless defined $cwd && $cwd eq $data;
-        my $st = ChatTest::_proc_stat($e) or next;
+        my $st = proc_stat($e) or next;
         next if $st->{state} eq 'Z' || $st->{state} eq 'X';
         push @pids, $e + 0;
     }
@@ -381,8 +300,11 @@ sub _wait_gone {
     }
 }
 
-sub _kill_cluster {
+# Every process of the cluster SIGKILLed (bounded): at a failed start and
+# at cleanup.
+sub _kill_all {
     my ($self) = @_;
+    return unless $self->{pid} || $self->cluster_pids;
     CORE::kill 'KILL', $self->{pid} if $self->{pid};
     $self->_reap(5);
     my $deadline = time + 5;
@@ -429,42 +351,6 @@ sub restart {
     return $self->start(%o);
 }
 
-sub _cleanup {
-    my ($self) = @_;
-    return if $$ != $OWNER_PID;
-    $self->_kill_cluster if $self->{pid} || $self->cluster_pids;
-    if ($self->{dir} && -d $self->{dir} && !$self->{kept}) {
-        if ($ENV{CHAT_TEST_KEEP}) {
-            $self->{kept} = 1;
-            Test::More::diag("postgres dir kept: $self->{dir}");
-        } else {
-            remove_tree($self->{dir});
-        }
-    }
-}
-
-sub DESTROY {
-    my ($self) = @_;
-    local ($., $@, $!, $^E, $?);
-    $self->_cleanup;
-}
-
-END {
-    if ($$ == $OWNER_PID) {
-        my $rc = $?;
-        # nginx first (with its log checks), so that it does not watch its
-        # databases go away while it shuts down
-        for my $n (@ChatTest::RUNNING) {
-            $n->stop;
-        }
-        for my $p (@RUNNING) {
-            $p->_cleanup if $p;
-        }
-        $? = $rc;
-    }
-}
-
-
 # ---------------------------------------------------------------- psql
 
 # ($rows, undef) or (undef, $error).  $sql undef with file => $path runs a
@@ -480,7 +366,7 @@ sub try_psql {
         $file = "$dir/q.$tag.sql";
         my $bytes = $sql;
         utf8::encode($bytes) if utf8::is_utf8($bytes);
-        ChatTest::_write_file($file, $bytes);
+        write_file($file, $bytes);
     }
     my $out = "$dir/q.$tag.out";
     my $err = "$dir/q.$tag.err";
@@ -488,21 +374,14 @@ sub try_psql {
                '-v', 'ON_ERROR_STOP=1', '-h', $self->host,
                '-p', $self->{port}, '-U', 'postgres',
                '-d', $o{dbname} // $self->{dbname}, '-f', $file);
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>', $err or POSIX::_exit(126);
-        $ENV{PGCONNECT_TIMEOUT} = 5;
-        $ENV{PGCLIENTENCODING} = 'UTF8';
-        delete @ENV{qw(PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD
-                       PGSERVICE PGOPTIONS)};
-        exec @cmd or POSIX::_exit(127);
-    }
-    my ($rc) = _wait_child($pid, $o{timeout} // 30);
-    my $text = ChatTest::_slurp($out) // '';
-    my $etext = ChatTest::_slurp($err) // '';
+    # only what is on the command line counts
+    my %env = (PGCONNECT_TIMEOUT => 5, PGCLIENTENCODING => 'UTF8',
+               map { $_ => undef } qw(PGHOST PGPORT PGUSER PGDATABASE
+                                      PGPASSWORD PGSERVICE PGOPTIONS));
+    my $rc = wait_child(spawn(cmd => \@cmd, out => $out, err => $err,
+                              env => \%env), $o{timeout} // 30);
+    my $text = slurp($out) // '';
+    my $etext = slurp($err) // '';
     unlink $out, $err;
     unlink $file unless defined $o{file};
     if ($rc != 0) {
@@ -591,20 +470,13 @@ sub lock_table {
     my $mode = $o{mode} // 'EXCLUSIVE';
     my $app = 'ngx_chat_test_lock_' . int(rand 1e9);
     my $file = "$self->{dir}/$app.sql";
-    ChatTest::_write_file($file, "SET application_name = '$app';\n"
+    write_file($file, "SET application_name = '$app';\n"
         . "BEGIN;\nLOCK TABLE $table IN $mode MODE;\n"
         . 'SELECT pg_sleep(' . ($o{max} // 120) . ");\nCOMMIT;\n");
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$self->{dir}/$app.out" or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-        { exec psql_bin(), '-X', '-q', '-h', $self->host, '-p',
-               $self->{port}, '-U', 'postgres', '-d',
-               $o{dbname} // $self->{dbname}, '-f', $file; }
-        POSIX::_exit(127);
-    }
+    my $pid = spawn(cmd => [ psql_bin(), '-X', '-q', '-h', $self->host,
+                             '-p', $self->{port}, '-U', 'postgres', '-d',
+                             $o{dbname} // $self->{dbname}, '-f', $file ],
+                    out => "$self->{dir}/$app.out");
     my $lock = bless { pg => $self, pid => $pid, app => $app },
                      'ChatTest::Pg::Lock';
     my $granted = ChatTest::wait_until(sub {
@@ -618,7 +490,7 @@ sub lock_table {
     unless ($granted) {
         $lock->release;
         die "lock on $table not granted within 10 s: "
-            . (ChatTest::_slurp("$self->{dir}/$app.out") // '') . "\n";
+            . (slurp("$self->{dir}/$app.out") // '') . "\n";
     }
     return $lock;
 }
@@ -643,9 +515,8 @@ sub terminate_lock_waiters {
 
 package ChatTest::Pg::Lock;
 
-use POSIX qw(WNOHANG);
-use Time::HiRes qw(time sleep);
-
+# The session ends (its backend terminated, psql waited for, SIGKILLed
+# after 5 s).
 sub release {
     my ($self) = @_;
     return 1 unless $self->{pid};
@@ -653,15 +524,7 @@ sub release {
                           . "pg_stat_activity WHERE application_name = "
                           . "'$self->{app}'", timeout => 5)
         if $self->{pg}{pid};
-    my $deadline = time + 5;
-    while (waitpid($self->{pid}, WNOHANG) == 0) {
-        if (time > $deadline) {
-            CORE::kill 'KILL', $self->{pid};
-            waitpid($self->{pid}, 0);
-            last;
-        }
-        sleep 0.02;
-    }
+    ChatTest::Process::wait_child($self->{pid}, 5);
     $self->{pid} = undef;
     return 1;
 }
@@ -669,7 +532,7 @@ sub release {
 sub DESTROY {
     my ($self) = @_;
     local ($., $@, $!, $^E, $?);
-    $self->release if $$ == $OWNER_PID;
+    $self->release if ChatTest::Process::owner();
 }
 
 package ChatTest::Pg;
@@ -718,6 +581,21 @@ sub start_nginx {
                          . 'connections');
     }
     return $n;
+}
+
+# The start of a Postgres test file: need_module (with the http part and
+# chat_history_cache of the nginx to come), a Redis, a cluster (pg => {
+# options of ChatTest::Pg->start }), and $pg->start_nginx($redis, %o) on
+# both.  Returns ($redis, $pg, $nginx).
+sub start_stack {
+    my (%o) = @_;
+    my $pg_opts = delete $o{pg} || {};
+    my $http = (defined $o{cache} ? "chat_history_cache $o{cache};\n" : '')
+             . ($o{http} // '');
+    need_module(server => $o{server}, length $http ? (http => $http) : ());
+    my $redis = ChatTest::Redis->start;
+    my $pg = ChatTest::Pg->start(%$pg_opts);
+    return ($redis, $pg, $pg->start_nginx($redis, %o));
 }
 
 # Client connections to the chat database, but for the one asking.

@@ -2,8 +2,8 @@ package ChatTest::Redis;
 
 # A private redis-server for the Redis backplane tests: started in the
 # foreground as a child of the test on a free loopback port, no persistence,
-# stopped (SIGKILL if need be) when the object goes away or the test exits.
-# Perl core modules only.
+# stopped (SIGKILL if need be) when the object goes away or the test exits
+# (after the nginx servers: ChatTest::Process).  Perl core modules only.
 #
 #   my $r = ChatTest::Redis->start(unixsocket => 1, requirepass => 'pw',
 #                                  port => $p, args => [...]);
@@ -22,6 +22,8 @@ package ChatTest::Redis;
 #   $r->ready_clients              clients that have sent a command
 #   ChatTest::Redis::need_module(...)  fails the test file and exits when
 #                                  nginx -t rejects a configuration
+#   ChatTest::Redis::need_chat_redis(server => ...)   the same with a
+#                                  chat_redis line in the http part
 #
 # Environment: REDIS_SERVER_BIN (default /usr/bin/redis-server),
 # REDIS_CLI_BIN (default /usr/bin/redis-cli), CHAT_TEST_KEEP.
@@ -30,19 +32,14 @@ use strict;
 use warnings;
 
 use ChatTest ();
-use Cwd qw(abs_path);
-use File::Path qw(remove_tree);
-use File::Temp ();
+use ChatTest::Process qw(run slurp tempdir);
+use parent -norequire, 'ChatTest::Process';
+
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
-use POSIX qw(WNOHANG);
-use Scalar::Util qw(weaken);
 use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time sleep);
-
-our @RUNNING;        # weak references to the servers of this process
-my $OWNER_PID = $$;
 
 sub server_bin { $ENV{REDIS_SERVER_BIN} || '/usr/bin/redis-server' }
 sub cli_bin    { $ENV{REDIS_CLI_BIN}    || '/usr/bin/redis-cli' }
@@ -60,10 +57,7 @@ sub start {
         . "`make deps` installs it (Debian package redis-server)\n"
         unless -x $bin;
 
-    my $dir = File::Temp::tempdir('ngx_chat_redis_XXXXXX',
-                                  DIR => ChatTest::_tmp_base(), CLEANUP => 0);
-    $dir = abs_path($dir);
-    chmod 0755, $dir;
+    my $dir = tempdir('ngx_chat_redis_XXXXXX');
 
     my $sock;
     if ($o{unixsocket}) {
@@ -84,8 +78,7 @@ sub start {
     }, $class;
 
     $self->_spawn;
-    push @RUNNING, $self;
-    weaken($RUNNING[-1]);
+    $self->_register(weak => 1);
     return $self;
 }
 
@@ -105,69 +98,31 @@ sub _spawn {
     push @args, @{$self->{args}};
 
     my $n = ++$self->{starts};
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/redis.out.$n" or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-        # keep a terminal's Ctrl-C for the test, which cleans up
-        setpgrp(0, 0);
-        exec $self->{bin}, @args or POSIX::_exit(127);
-    }
-    $self->{pid} = $pid;
-
-    my $deadline = time + $self->{timeout};
-    my $last_err = '';
-    while (1) {
-        if (!$self->_reap(0)) {
-            my $out = ChatTest::_slurp("$dir/redis.out.$n") // '';
-            my $log = $self->log;
-            die "redis-server exited at start (port $self->{port}):\n"
-                . "$out\n--- redis.log:\n$log\n";
-        }
-        my ($pong, $err) = $self->try_cmd('PING');
-        return 1 if defined $pong && $pong eq 'PONG';
-        $last_err = $err // '';
-        if (time > $deadline) {
-            $self->_signal_wait('KILL', 5);
-            die "redis-server on port $self->{port} did not answer PING "
-                . "within $self->{timeout} s ($last_err):\n" . $self->log;
-        }
-        sleep 0.02;
-    }
-}
-
-# False once the child has exited (and reaps it); $wait: seconds.
-sub _reap {
-    my ($self, $wait) = @_;
-    my $pid = $self->{pid} or return 0;
-    my $deadline = time + ($wait // 0);
-    while (1) {
-        my $r = waitpid($pid, WNOHANG);
-        if ($r == $pid || $r < 0) {
-            $self->{pid} = undef;
-            $self->{last_status} = $?;
-            return 0;
-        }
-        return 1 if time >= $deadline;
-        sleep 0.01;
-    }
-}
-
-sub _signal_wait {
-    my ($self, $sig, $wait) = @_;
-    return 1 unless $self->{pid};
-    CORE::kill $sig, $self->{pid};
-    return !$self->_reap($wait);
+    my $out = "$dir/redis.out.$n";
+    return $self->_start_child(
+        cmd => [ $self->{bin}, @args ], out => $out, setpgrp => 1,
+        timeout => $self->{timeout},
+        ready => sub {
+            my ($pong, $err) = $self->try_cmd('PING');
+            return (defined $pong && $pong eq 'PONG', $err);
+        },
+        exited => sub {
+            return "redis-server exited at start (port $self->{port}):\n"
+                . (slurp($out) // '') . "\n--- redis.log:\n" . $self->log
+                . "\n";
+        },
+        timed_out => sub {
+            my ($err) = @_;
+            return "redis-server on port $self->{port} did not answer PING "
+                . "within $self->{timeout} s ($err):\n" . $self->log;
+        });
 }
 
 sub port       { $_[0]{port} }
 sub unixsocket { $_[0]{unixsocket} }
-sub dir        { $_[0]{dir} }
-sub pid        { $_[0]{pid} }
 sub password   { $_[0]{password} }
-sub alive      { $_[0]->_reap(0) }
+
+sub _dir_label { 'redis-server dir' }
 
 # redis://127.0.0.1:P/0; url(password => 1 | 'pw', db => N)
 sub url {
@@ -188,7 +143,7 @@ sub unix_url {
 
 sub log {
     my ($self) = @_;
-    return ChatTest::_slurp("$self->{dir}/redis.log") // '';
+    return slurp("$self->{dir}/redis.log") // '';
 }
 
 
@@ -219,44 +174,6 @@ sub restart {
     $self->kill if $self->{pid};
     $self->_spawn;
     return $self;
-}
-
-sub _cleanup {
-    my ($self) = @_;
-    return if $$ != $OWNER_PID;
-    if ($self->{pid}) {
-        CORE::kill 'KILL', $self->{pid};
-        $self->_reap(5);
-    }
-    if ($self->{dir} && -d $self->{dir} && !$self->{kept}) {
-        if ($ENV{CHAT_TEST_KEEP}) {
-            $self->{kept} = 1;
-            Test::More::diag("redis-server dir kept: $self->{dir}");
-        } else {
-            remove_tree($self->{dir});
-        }
-    }
-}
-
-sub DESTROY {
-    my ($self) = @_;
-    local ($., $@, $!, $^E, $?);
-    $self->_cleanup;
-}
-
-END {
-    if ($$ == $OWNER_PID) {
-        my $rc = $?;
-        # nginx first (with its log checks), so that it does not watch its
-        # Redis go away while it shuts down
-        for my $n (@ChatTest::RUNNING) {
-            $n->stop;
-        }
-        for my $r (@RUNNING) {
-            $r->_cleanup if $r;
-        }
-        $? = $rc;
-    }
 }
 
 
@@ -370,35 +287,12 @@ sub cli {
     push @cmd, '-a', $self->{password}, '--no-auth-warning'
         if defined $self->{password};
     push @cmd, @args;
-    my $out = "$self->{dir}/cli.out";
     my $err = "$self->{dir}/cli.err";
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>', $err or POSIX::_exit(126);
-        exec @cmd or POSIX::_exit(127);
-    }
-    my $deadline = time + 10;
-    my $rc;
-    while (1) {
-        my $r = waitpid($pid, WNOHANG);
-        if ($r == $pid) {
-            $rc = $? >> 8;
-            last;
-        }
-        if (time > $deadline) {
-            CORE::kill 'KILL', $pid;
-            waitpid($pid, 0);
-            $rc = -1;
-            last;
-        }
-        sleep 0.01;
-    }
+    my ($rc, $out) = run(cmd => \@cmd, out => "$self->{dir}/cli.out",
+                         err => $err, timeout => 10);
     $self->{cli_rc} = $rc;
-    $self->{cli_err} = ChatTest::_slurp($err) // '';
-    return ChatTest::_slurp($out) // '';
+    $self->{cli_err} = slurp($err) // '';
+    return $out;
 }
 
 
@@ -416,6 +310,15 @@ sub need_module {
     Test::More::diag($text);
     Test::More::done_testing();
     exit;
+}
+
+# need_module with chat_redis (an unreachable URL: nginx -t does not
+# connect) before the http text given, for the tests of the Redis mode.
+sub need_chat_redis {
+    my (%o) = @_;
+    return need_module(what => 'chat_redis directive', %o,
+                       http => "chat_redis redis://127.0.0.1:1/0;"
+                               . (defined $o{http} ? "\n$o{http}" : ''));
 }
 
 # Clients of this server that have sent a command (the module's

@@ -5,6 +5,7 @@ package ChatTest::WS;
 #
 #   my $ws = ChatTest::WS->connect($port, path => '/chat?user=alice');
 #   my $ws = ChatTest::WS->chat($port, user => 'alice');   # + reads welcome
+#   my $ws = ChatTest::WS->user($port, 'alice', ignore => []);   # the same
 #   my $bytes = ChatTest::WS::frame(opcode => 1, payload => 'hi', fin => 1,
 #                                   mask => 1, rsv => 0, mask_key => 'abcd',
 #                                   len => N, len_bytes => 0|2|8);
@@ -16,6 +17,7 @@ package ChatTest::WS;
 #   $ws->wait_for(type => 'ack', id => 'x', timeout => 5)
 #   $ws->call(\%request)            sends with an id, waits for its reply
 #   $ws->collect(n => 10, type => 'message', timeout => 5)
+#   $ws->join_room('r'), $ws->history('r', before => 5, limit => 2)
 #   $ws->drain(timeout => 0.5)      every message arriving in that time
 #   $ws->presence_events(0.5)       ["bob join", ...] arriving in that time
 #   ChatTest::WS::pump(\@clients, timeout => 0.2)  read many at once
@@ -91,7 +93,7 @@ sub connect {
     }, $class;
 
     $o{server}->track_client($self) if $o{server};
-    for my $n (@ChatTest::RUNNING) {
+    for my $n (ChatTest::Process::running('ChatTest')) {
         $n->track_client($self) if $n->port == $port;
     }
     return $self;
@@ -112,6 +114,12 @@ sub chat {
     $self->{welcome} = $w;
     $self->{welcome_raw} = $self->{last_raw};
     return $self;
+}
+
+# chat($port, user => $user, %o): the tests' usual client.
+sub user {
+    my ($class, $port, $user, %o) = @_;
+    return $class->chat($port, %o, user => $user);
 }
 
 sub welcome { $_[0]{welcome} }
@@ -494,6 +502,12 @@ sub join_room {
     die "join $room failed: " . ($r ? $JSON->encode($r) : 'no reply') . "\n"
         unless $r && $r->{type} eq 'joined';
     return $r;
+}
+
+# The history reply for $room (options: before, limit, id).
+sub history {
+    my ($self, $room, %q) = @_;
+    return $self->call({ op => 'history', room => $room, %q });
 }
 
 # N messages of a type (others stay queued).
