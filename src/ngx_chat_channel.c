@@ -144,9 +144,9 @@ ngx_chat_channel_ready_handler(ngx_chat_redis_t *rd)
 static void
 ngx_chat_channel_down(ngx_chat_redis_t *rd)
 {
-    ngx_queue_t            *q;
-    ngx_chat_store_op_t    *op;
-    ngx_chat_channel_t  *rr;
+    ngx_queue_t          *q;
+    ngx_chat_store_op_t  *op;
+    ngx_chat_channel_t   *rr;
 
     for (q = ngx_queue_head(&ngx_chat_channel_rooms);
          q != ngx_queue_sentinel(&ngx_chat_channel_rooms);
@@ -407,7 +407,7 @@ ngx_chat_channel_caught_up(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_room_t *room = privdata;
 
-    uint64_t                last;
+    uint64_t             last;
     ngx_chat_channel_t  *rr;
 
     room->refs--;
@@ -517,7 +517,7 @@ ngx_chat_channel_verified(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_room_t *room = privdata;
 
-    uint64_t                last;
+    uint64_t             last;
     ngx_chat_channel_t  *rr;
 
     room->refs--;
@@ -589,10 +589,10 @@ ngx_chat_channel_filled(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_chat_channel_fill_t *fill = privdata;
 
-    uint64_t                to;
-    ngx_uint_t              i;
-    ngx_chat_room_t        *room;
-    ngx_chat_store_op_t     op;
+    uint64_t             to;
+    ngx_uint_t           i;
+    ngx_chat_room_t     *room;
+    ngx_chat_store_op_t  op;
     ngx_chat_channel_t  *rr;
 
     room = fill->room;
@@ -689,8 +689,8 @@ ngx_chat_channel_reserve(ngx_chat_channel_t *rr)
 static void
 ngx_chat_channel_drain(ngx_chat_room_t *room)
 {
-    ngx_uint_t              i, n;
-    ngx_chat_frame_t      **backlog;
+    ngx_uint_t           i, n;
+    ngx_chat_frame_t   **backlog;
     ngx_chat_channel_t  *rr;
 
     rr = room->store;

@@ -35,6 +35,8 @@ typedef struct {
 
 
 static void ngx_chat_cmd_ready_handler(ngx_chat_redis_t *rd);
+static ngx_int_t ngx_chat_cmd_load_script(ngx_chat_redis_t *rd,
+    ngx_uint_t script);
 static void ngx_chat_cmd_loaded(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_cmd_called(redisAsyncContext *ac, void *r,
@@ -137,20 +139,28 @@ ngx_chat_cmd_ready_handler(ngx_chat_redis_t *rd)
 void
 ngx_chat_cmd_load(ngx_chat_redis_t *rd)
 {
-    ngx_uint_t      i;
-    ngx_chat_cmd_t  cmd;
+    ngx_uint_t  i;
 
     for (i = 0; i < NGX_CHAT_SCRIPTS; i++) {
-        ngx_chat_cmd_start(&cmd, "SCRIPT");
-        ngx_chat_cmd_add(&cmd, "LOAD");
-        ngx_chat_cmd_str(&cmd, &ngx_chat_scripts[i]);
-
-        (void) ngx_chat_cmd_send(&cmd, rd, ngx_chat_cmd_loaded,
-                                 (void *) (uintptr_t) i);
+        (void) ngx_chat_cmd_load_script(rd, i);
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "chat: redis %s: scripts loaded", rd->name);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_load_script(ngx_chat_redis_t *rd, ngx_uint_t script)
+{
+    ngx_chat_cmd_t  cmd;
+
+    ngx_chat_cmd_start(&cmd, "SCRIPT");
+    ngx_chat_cmd_add(&cmd, "LOAD");
+    ngx_chat_cmd_str(&cmd, &ngx_chat_scripts[script]);
+
+    return ngx_chat_cmd_send(&cmd, rd, ngx_chat_cmd_loaded,
+                             (void *) (uintptr_t) script);
 }
 
 
@@ -354,7 +364,6 @@ ngx_chat_cmd_called(redisAsyncContext *ac, void *r, void *privdata)
     ngx_chat_cmd_call_t *call = privdata;
 
     redisReply        *reply = r;
-    ngx_chat_cmd_t     cmd;
     ngx_chat_redis_t  *rd;
 
     rd = ac->data;
@@ -370,13 +379,7 @@ ngx_chat_cmd_called(redisAsyncContext *ac, void *r, void *privdata)
 
         call->retried = 1;
 
-        ngx_chat_cmd_start(&cmd, "SCRIPT");
-        ngx_chat_cmd_add(&cmd, "LOAD");
-        ngx_chat_cmd_str(&cmd, &ngx_chat_scripts[call->script]);
-
-        if (ngx_chat_cmd_send(&cmd, rd, ngx_chat_cmd_loaded,
-                              (void *) (uintptr_t) call->script)
-            == NGX_OK
+        if (ngx_chat_cmd_load_script(rd, call->script) == NGX_OK
             && redisAsyncFormattedCommand(ac, ngx_chat_cmd_called, call,
                                           call->command, call->len)
                == REDIS_OK)

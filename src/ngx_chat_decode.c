@@ -138,10 +138,10 @@ ngx_chat_decode_json(u_char *data, size_t len, char **reason)
 static ngx_int_t
 ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
 {
-    cJSON                   *json, *item;
-    uint64_t                 limit;
-    ngx_str_t                name, id;
-    ngx_int_t                rc;
+    cJSON                 *json, *item;
+    uint64_t               limit;
+    ngx_str_t              name, id;
+    ngx_int_t              rc;
     ngx_chat_decode_op_t  *o;
 
     json = req->json;

@@ -73,7 +73,7 @@ u_char *
 ngx_chat_json_escape(u_char *dst, u_char *src, size_t len)
 {
     u_char  c, *p, *last;
-    size_t   n;
+    size_t  n;
 
     if (len == 0) {
         return dst;

@@ -55,6 +55,7 @@ typedef ngx_chat_frame_t *(*ngx_chat_session_reply_pt)(ngx_chat_session_t *s,
  */
 
 typedef struct {
+    char                       *name;
     ngx_uint_t                  flags;
     ngx_chat_session_start_pt   start;
     ngx_chat_session_reply_pt   reply;
@@ -108,33 +109,33 @@ static void ngx_chat_session_error(ngx_chat_session_t *s, ngx_uint_t code,
 
 static ngx_chat_session_op_t  ngx_chat_session_ops[] = {
 
-    { 0, NULL, NULL, NULL },
+    { NULL, 0, NULL, NULL, NULL },
 
-    { 0,
+    { "join", 0,
       ngx_chat_session_join, NULL, "join failed" },
 
-    { NGX_CHAT_SESSION_MEMBER,
+    { "leave", NGX_CHAT_SESSION_MEMBER,
       ngx_chat_session_leave, NULL, NULL },
 
-    { NGX_CHAT_SESSION_MEMBER|NGX_CHAT_SESSION_RATED,
+    { "send", NGX_CHAT_SESSION_MEMBER|NGX_CHAT_SESSION_RATED,
       ngx_chat_session_send, ngx_chat_session_acked, "message not stored" },
 
-    { NGX_CHAT_SESSION_MEMBER,
+    { "history", NGX_CHAT_SESSION_MEMBER,
       ngx_chat_session_history, ngx_chat_session_messages,
       "history not available" },
 
-    { NGX_CHAT_SESSION_MEMBER,
+    { "presence", NGX_CHAT_SESSION_MEMBER,
       ngx_chat_session_presence, ngx_chat_session_users,
       "presence not available" },
 
-    { 0,
+    { "online", 0,
       ngx_chat_session_online, ngx_chat_session_present,
       "presence not available" },
 
-    { 0,
+    { "heartbeat", 0,
       ngx_chat_session_heartbeat, NULL, NULL },
 
-    { NGX_CHAT_SESSION_MEMBER,
+    { "typing", NGX_CHAT_SESSION_MEMBER,
       ngx_chat_session_typing, NULL, NULL }
 };
 
@@ -233,11 +234,11 @@ ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
-                   "chat: request %ui \"%V\"", req->op, &req->room);
-
     o = &ngx_chat_session_ops[req->op];
     m = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat: request \"%s\" \"%V\"", o->name, &req->room);
 
     if (o->flags & NGX_CHAT_SESSION_MEMBER) {
         m = ngx_chat_session_member(s, &req->room);

@@ -60,11 +60,10 @@ struct ngx_chat_store_op_s {
     unsigned                    truncated:1;
 
     /* the store's own */
-    ngx_chat_store_done_pt      next;
-    ngx_uint_t                  pg_kind;
-    unsigned                    waiting:1;
-    unsigned                    pg_seq:1;
-    unsigned                    pg_done:1;
+    ngx_chat_store_done_pt      next;         /* what goes on after a wait */
+    unsigned                    waiting:1;    /* for the second of 2 replies */
+    unsigned                    pg_seq:1;     /* Postgres has the last seq */
+    unsigned                    pg_done:1;    /* Postgres was read */
 
     u_char                      id_data[NGX_CHAT_ID_MAX];
 };

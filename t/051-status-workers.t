@@ -14,7 +14,13 @@ my $port = $n->port;
 my @pids = $n->worker_pids;
 is(scalar @pids, 2, 'two workers');
 
-my $s = $n->status;
+# a worker takes its status slot in its init_process, which may come a
+# little after the process exists
+my $s;
+ChatTest::wait_until(sub {
+    $s = $n->status;
+    @{$s->{workers} || []} == 2;
+}, 3);
 is(scalar @{$s->{workers} || []}, 2, 'status lists both workers');
 is_deeply([ sort { $a <=> $b } map { $_->{pid} } @{$s->{workers} || []} ],
           [ sort { $a <=> $b } @pids ], 'worker pids');

@@ -7,12 +7,11 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use ChatTest;
+use ChatTest qw(enc);
 use ChatTest::Redis;
 use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
-my $JSON = ChatTest::json();
 my $LOC = <<'EOF2';
 location = /chat {
     chat;
@@ -22,8 +21,6 @@ location = /chat {
 EOF2
 
 ChatTest::Pg::need_module(server => $LOC);
-
-sub enc { $_[0] ? $JSON->encode($_[0]) : 'nothing' }
 
 # {command => calls} from INFO commandstats
 sub stats {
