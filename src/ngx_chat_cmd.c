@@ -10,6 +10,12 @@
 #include "ngx_chat_cmd.h"
 
 
+/*
+ * Every Redis command of the module is built here, its keys named here,
+ * and every script called by its SHA1 from here.
+ */
+
+
 /* the longest argument written into a command: a resend key */
 #define NGX_CHAT_CMD_ARG_MAX  (NGX_CHAT_PREFIX_MAX + NGX_CHAT_ROOM_MAX       \
                                + NGX_CHAT_USER_MAX + NGX_CHAT_ID_MAX + 64)

@@ -10,6 +10,12 @@
 #include "ngx_chat_status.h"
 
 
+/*
+ * The worker's rooms: found by name, freed when nothing holds them; a
+ * message goes to each member once, in seq order, as one shared frame.
+ */
+
+
 /* messages a joining member may miss before it is closed as too slow */
 #define NGX_CHAT_HUB_PENDING_MAX  4096
 

@@ -10,6 +10,12 @@
 #include "ngx_chat_out.h"
 
 
+/*
+ * A connection's queue of shared frames: a frame is queued by reference
+ * and written with the others in one socket call per event loop pass.
+ */
+
+
 #define NGX_CHAT_OUT_IOVS  64
 
 

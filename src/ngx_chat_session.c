@@ -14,6 +14,13 @@
 #include "ngx_chat_status.h"
 
 
+/*
+ * A client's requests, whatever carried them: checked against its rooms
+ * and its rate, run against the hub and the store, answered through its
+ * codec and its transport.
+ */
+
+
 /* consecutive rate_limited refusals tolerated before the close with 1008 */
 #define NGX_CHAT_SESSION_REFUSALS  10
 

@@ -11,6 +11,12 @@
 #include "ngx_chat_worker.h"
 
 
+/*
+ * What every store shares: its operations, which outlive their clients,
+ * and message ids.
+ */
+
+
 /* the module's choice: ngx_chat_store_memory or ngx_chat_store_redis */
 ngx_chat_store_t  *ngx_chat_store;
 

@@ -12,6 +12,12 @@
 #include "ngx_chat_hub.h"
 
 
+/*
+ * Rooms in this worker's memory (no chat_redis): a room's seq and its
+ * recent messages, presence from the worker's own members.
+ */
+
+
 /* the users with connections on this worker, for "online" */
 
 typedef struct {

@@ -11,6 +11,12 @@
 #include "ngx_chat_decode.h"
 
 
+/*
+ * Stored messages read back into frames: from Redis' recent messages,
+ * and from Postgres for what is older.
+ */
+
+
 static void ngx_chat_transcript_rows(PGresult *res, void *data);
 static ngx_int_t ngx_chat_transcript_failed(PGresult *res, ngx_str_t *room);
 
