@@ -13,6 +13,9 @@
 #include <ngx_http.h>
 
 
+#define NGX_CHAT_VERSION          "0.1.0"
+
+
 #define NGX_CHAT_MODE_CHAT        1
 #define NGX_CHAT_MODE_ECHO        2
 #define NGX_CHAT_MODE_STATUS      3
