@@ -403,6 +403,32 @@ ngx_chat_cmd_called(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/*
+ * The worker is exiting: what is queued for the command connection is
+ * written now, without waiting for the event loop.  NGX_OK: all of it.
+ */
+
+ngx_int_t
+ngx_chat_cmd_flush(void)
+{
+    redisAsyncContext  *ac;
+
+    ac = ngx_chat_cmd_link.ac;
+
+    if (ac == NULL || !ngx_chat_cmd_link.ready) {
+        return NGX_DECLINED;
+    }
+
+    redisAsyncHandleWrite(ac);
+
+    if (ngx_chat_cmd_link.ac == NULL || sdslen(ac->c.obuf) != 0) {
+        return NGX_AGAIN;
+    }
+
+    return NGX_OK;
+}
+
+
 /* "prefix:{room}", the inverse of NGX_CHAT_KEY_ROOM */
 
 ngx_int_t

@@ -83,6 +83,7 @@ void ngx_chat_cmd_key(ngx_chat_cmd_t *cmd, ngx_uint_t key, ngx_str_t *a,
 ngx_int_t ngx_chat_cmd_send(ngx_chat_cmd_t *cmd, ngx_chat_redis_t *rd,
     redisCallbackFn *fn, void *data);
 
+ngx_int_t ngx_chat_cmd_flush(void);
 ngx_int_t ngx_chat_cmd_room(ngx_str_t *channel, ngx_str_t *room);
 ngx_int_t ngx_chat_cmd_uint(redisReply *reply, uint64_t *n);
 

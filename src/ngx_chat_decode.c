@@ -380,6 +380,49 @@ ngx_chat_decode_room_valid(ngx_str_t *room)
 
 
 /*
+ * A user id as chat_user gives it: NGX_DECLINED when empty, NGX_ERROR
+ * when over NGX_CHAT_USER_MAX bytes, not UTF-8, or holding a control
+ * character (C0, DEL or C1): it goes into every event and every Redis key
+ * of the user, and other clients must see one name for one id.
+ */
+
+ngx_int_t
+ngx_chat_decode_user(ngx_str_t *user)
+{
+    u_char           *p, *last;
+    ngx_chat_utf8_t   utf8;
+
+    if (user->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (user->len > NGX_CHAT_USER_MAX) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&utf8, sizeof(ngx_chat_utf8_t));
+
+    if (ngx_chat_utf8_validate(&utf8, user->data, user->len) != NGX_OK
+        || ngx_chat_utf8_complete(&utf8) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    last = user->data + user->len;
+
+    for (p = user->data; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f
+            || (*p == 0xc2 && p + 1 < last && p[1] >= 0x80 && p[1] <= 0x9f))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * What comes back from a shared store (a channel, the recent messages,
  * the stream): anyone with access to it could have written it.  Valid
  * UTF-8, one JSON object of the given type, of the room when room is not

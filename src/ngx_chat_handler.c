@@ -48,13 +48,18 @@ ngx_chat_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (user.len == 0) {
-        return NGX_HTTP_UNAUTHORIZED;
-    }
+    rc = ngx_chat_decode_user(&user);
 
-    if (user.len > NGX_CHAT_USER_MAX) {
+    if (rc != NGX_OK) {
+        r->keepalive = 0;
+
+        if (rc == NGX_DECLINED) {
+            return NGX_HTTP_UNAUTHORIZED;
+        }
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chat: user id of %uz bytes is too long", user.len);
+                      "chat: invalid user id of %uz bytes (too long, "
+                      "not UTF-8 or a control character)", user.len);
         return NGX_HTTP_BAD_REQUEST;
     }
 

@@ -16,6 +16,8 @@
 #define NGX_CHAT_HANDSHAKE_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+static ngx_int_t ngx_chat_handshake_test(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf);
 static ngx_int_t ngx_chat_handshake_upgrade(ngx_http_request_t *r,
     char *name, char *value);
 static ngx_table_elt_t *ngx_chat_handshake_header(ngx_http_request_t *r,
@@ -24,8 +26,28 @@ static ngx_uint_t ngx_chat_handshake_has(ngx_http_request_t *r, char *name,
     char *token);
 
 
+/*
+ * A refused upgrade answers with "Connection: close" and closes: the
+ * client asked for a WebSocket and waits for nothing else on it.
+ */
+
 ngx_int_t
 ngx_chat_handshake_check(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_chat_handshake_test(r, lcf);
+
+    if (rc != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_chat_handshake_test(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 {
     u_char            buf[32];
     ngx_str_t         key, dec, *origin;

@@ -54,11 +54,41 @@ ngx_chat_presence_init_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A worker that exits cleanly leaves the registry, so that nobody takes
+ * it for dead; what its users' leaves left queued goes out first.  When
+ * the socket takes not all of it, the worker stays in the registry and
+ * the others sweep its rooms once its entry expires.
+ */
+
 void
 ngx_chat_presence_exit_process(void)
 {
+    ngx_chat_cmd_t  cmd;
+
     if (ngx_chat_presence_timer.timer_set) {
         ngx_del_timer(&ngx_chat_presence_timer);
+    }
+
+    ngx_chat_cmd_start(&cmd, "DEL");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_WORKER_ROOMS, &ngx_chat_worker_id,
+                     NULL, NULL);
+
+    if (ngx_chat_cmd_send(&cmd, NULL, NULL, NULL) != NGX_OK) {
+        return;
+    }
+
+    ngx_chat_cmd_start(&cmd, "ZREM");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_WORKERS, NULL, NULL, NULL);
+    ngx_chat_cmd_str(&cmd, &ngx_chat_worker_id);
+
+    if (ngx_chat_cmd_send(&cmd, NULL, NULL, NULL) != NGX_OK) {
+        return;
+    }
+
+    if (ngx_chat_cmd_flush() == NGX_OK) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat: left the workers' registry");
     }
 }
 
@@ -112,6 +142,22 @@ ngx_chat_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_WORKER_ROOMS, &ngx_chat_worker_id,
                      NULL, NULL);
     ngx_chat_cmd_str(&cmd, name);
+
+    (void) ngx_chat_cmd_send(&cmd, NULL, NULL, NULL);
+}
+
+
+/* the room's last local member has left: the sweeper need not look at it */
+
+void
+ngx_chat_presence_released(ngx_chat_room_t *room)
+{
+    ngx_chat_cmd_t  cmd;
+
+    ngx_chat_cmd_start(&cmd, "SREM");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_WORKER_ROOMS, &ngx_chat_worker_id,
+                     NULL, NULL);
+    ngx_chat_cmd_str(&cmd, &room->node.str);
 
     (void) ngx_chat_cmd_send(&cmd, NULL, NULL, NULL);
 }
@@ -301,9 +347,10 @@ ngx_chat_presence_claimed(redisAsyncContext *ac, void *r, void *privdata)
     ngx_chat_cmd_t  cmd;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "chat: worker \"%V\" is gone, its users leave %uz "
-                      "rooms", dead, (size_t) reply->elements);
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: worker \"%V\" died without leaving the "
+                      "registry, its users leave %uz rooms", dead,
+                      (size_t) reply->elements);
     }
 
     for (i = 0; reply && reply->type == REDIS_REPLY_ARRAY

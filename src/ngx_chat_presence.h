@@ -21,6 +21,7 @@ void ngx_chat_presence_user(ngx_str_t *user, ngx_str_t *conn,
     ngx_uint_t event, ngx_msec_t ttl);
 void ngx_chat_presence_room(ngx_chat_room_t *room, ngx_str_t *user,
     ngx_uint_t join);
+void ngx_chat_presence_released(ngx_chat_room_t *room);
 void ngx_chat_presence_members(ngx_chat_store_op_t *op);
 void ngx_chat_presence_online(ngx_chat_store_op_t *op);
 

@@ -24,8 +24,11 @@
 static void ngx_chat_publish_body(ngx_http_request_t *r);
 static void ngx_chat_publish_done(ngx_chat_store_op_t *op);
 static void ngx_chat_publish_cleanup(void *data);
+static void ngx_chat_publish_failed(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_publish_error(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_uint_t code, char *message, ngx_str_t *id);
 static ngx_int_t ngx_chat_publish_reply(ngx_http_request_t *r,
-    ngx_uint_t error, ngx_chat_frame_t *f);
+    ngx_uint_t status, ngx_chat_frame_t *f);
 
 
 static ngx_uint_t  ngx_chat_publish_status[] = {
@@ -45,10 +48,27 @@ ngx_int_t
 ngx_chat_publish_handler(ngx_http_request_t *r)
 {
     ngx_int_t             rc;
+
+    ngx_table_elt_t      *h;
     ngx_chat_loc_conf_t  *lcf;
 
     if (r->method != NGX_HTTP_POST) {
-        return NGX_HTTP_NOT_ALLOWED;
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+
+        return ngx_chat_publish_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      NGX_CHAT_ERR_BAD_REQUEST,
+                                      "POST only", NULL);
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
@@ -60,7 +80,9 @@ ngx_chat_publish_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_chat_publish_reply(r, NGX_CHAT_ERR_TOO_LARGE, NULL);
+        return ngx_chat_publish_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      NGX_CHAT_ERR_TOO_LARGE,
+                                      "message too large", NULL);
     }
 
     r->request_body_in_single_buf = 1;
@@ -81,6 +103,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
     u_char                *p;
     size_t                 len;
     ssize_t                n;
+    ngx_int_t              rc;
     ngx_str_t              user;
     ngx_buf_t             *b;
     ngx_chain_t           *cl;
@@ -97,12 +120,20 @@ ngx_chat_publish_body(ngx_http_request_t *r)
     if (lcf->user == NULL
         || ngx_http_complex_value(r, lcf->user, &user) != NGX_OK)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_chat_publish_failed(r);
         return;
     }
 
-    if (user.len == 0 || user.len > NGX_CHAT_USER_MAX) {
-        ngx_http_finalize_request(r, NGX_HTTP_UNAUTHORIZED);
+    rc = ngx_chat_decode_user(&user);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc == NGX_DECLINED
+            ? ngx_chat_publish_error(r, NGX_HTTP_UNAUTHORIZED,
+                                     NGX_CHAT_ERR_FORBIDDEN,
+                                     "no user: chat_user is empty", NULL)
+            : ngx_chat_publish_error(r, NGX_HTTP_BAD_REQUEST,
+                                     NGX_CHAT_ERR_BAD_REQUEST,
+                                     "invalid user id", NULL));
         return;
     }
 
@@ -122,19 +153,21 @@ ngx_chat_publish_body(ngx_http_request_t *r)
 
     if (len > lcf->max_message_size) {
         ngx_http_finalize_request(r,
-                      ngx_chat_publish_reply(r, NGX_CHAT_ERR_TOO_LARGE, NULL));
+                  ngx_chat_publish_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         NGX_CHAT_ERR_TOO_LARGE,
+                                         "message too large", NULL));
         return;
     }
 
     p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_chat_publish_failed(r);
         return;
     }
 
     b = ngx_create_temp_buf(r->pool, 0);
     if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_chat_publish_failed(r);
         return;
     }
 
@@ -158,7 +191,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
                               cl->buf->file_pos);
 
             if (n != cl->buf->file_last - cl->buf->file_pos) {
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                ngx_chat_publish_failed(r);
                 return;
             }
 
@@ -172,10 +205,9 @@ ngx_chat_publish_body(ngx_http_request_t *r)
         || ngx_chat_utf8_complete(&utf8) != NGX_OK)
     {
         ngx_http_finalize_request(r,
-                  ngx_chat_publish_reply(r, NGX_CHAT_ERR_BAD_REQUEST,
-                      ngx_chat_encode_error(NGX_CHAT_ERR_BAD_REQUEST,
-                                              "body is not UTF-8", NULL,
-                                              r->connection->log)));
+                  ngx_chat_publish_error(r, NGX_HTTP_BAD_REQUEST,
+                                         NGX_CHAT_ERR_BAD_REQUEST,
+                                         "body is not UTF-8", NULL));
         return;
     }
 
@@ -183,9 +215,8 @@ ngx_chat_publish_body(ngx_http_request_t *r)
         != NGX_OK)
     {
         ngx_http_finalize_request(r,
-                  ngx_chat_publish_reply(r, req.error,
-                      ngx_chat_encode_error(req.error, req.reason, &req.id,
-                                              r->connection->log)));
+                  ngx_chat_publish_error(r, ngx_chat_publish_status[req.error],
+                                         req.error, req.reason, &req.id));
         ngx_chat_decode_free(&req);
         return;
     }
@@ -203,7 +234,7 @@ ngx_chat_publish_body(ngx_http_request_t *r)
         }
 
         ngx_chat_decode_free(&req);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_chat_publish_failed(r);
         return;
     }
 
@@ -246,19 +277,18 @@ ngx_chat_publish_done(ngx_chat_store_op_t *op)
 
     if (op->error) {
         ngx_http_finalize_request(r,
-                  ngx_chat_publish_reply(r, op->error,
-                      ngx_chat_encode_error(op->error,
-                                              "message not stored", &op->id,
-                                              r->connection->log)));
+                  ngx_chat_publish_error(r, ngx_chat_publish_status[op->error],
+                                         op->error, "message not stored",
+                                         &op->id));
         return;
     }
 
     ngx_chat_stat_inc(messages_received);
 
     ngx_http_finalize_request(r,
-              ngx_chat_publish_reply(r, 0,
+              ngx_chat_publish_reply(r, NGX_HTTP_OK,
                   ngx_chat_encode_ack(&op->room->node.str, op->seq,
-                                        &op->id, r->connection->log)));
+                                      &op->id, r->connection->log)));
 }
 
 
@@ -275,10 +305,30 @@ ngx_chat_publish_cleanup(void *data)
 }
 
 
-/* sends f's JSON (the error object when f is NULL) with error's status */
+static void
+ngx_chat_publish_failed(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r,
+              ngx_chat_publish_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                     NGX_CHAT_ERR_INTERNAL, "internal error",
+                                     NULL));
+}
+
+
+/* every answer of chat_publish is JSON: the error object for an error */
 
 static ngx_int_t
-ngx_chat_publish_reply(ngx_http_request_t *r, ngx_uint_t error,
+ngx_chat_publish_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_uint_t code, char *message, ngx_str_t *id)
+{
+    return ngx_chat_publish_reply(r, status,
+                                  ngx_chat_encode_error(code, message, id,
+                                                        r->connection->log));
+}
+
+
+static ngx_int_t
+ngx_chat_publish_reply(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chat_frame_t *f)
 {
     ngx_int_t     rc;
@@ -286,11 +336,7 @@ ngx_chat_publish_reply(ngx_http_request_t *r, ngx_uint_t error,
     ngx_chain_t   out;
 
     if (f == NULL) {
-        f = ngx_chat_encode_error(error, "message too large", NULL,
-                                    r->connection->log);
-        if (f == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b = ngx_create_temp_buf(r->pool, f->last - f->payload + 1);
@@ -306,7 +352,7 @@ ngx_chat_publish_reply(ngx_http_request_t *r, ngx_uint_t error,
 
     ngx_chat_frame_unref(f);
 
-    r->headers_out.status = ngx_chat_publish_status[error];
+    r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;

@@ -198,6 +198,8 @@ ngx_chat_replay_older(ngx_chat_store_op_t *op)
 /*
  * The last seq Postgres has goes back into Redis, so that the room's
  * joins on other workers need not ask again; the seed never lowers it.
+ * A room without stored messages gets no key: nothing a join writes
+ * outlives the room's use (its first send seeds the key).
  */
 
 static void
@@ -212,7 +214,9 @@ ngx_chat_replay_last(PGresult *res, void *data)
         return;
     }
 
-    (void) ngx_chat_seq_seed(&op->room->node.str, op->seq, NULL, NULL);
+    if (op->seq) {
+        (void) ngx_chat_seq_seed(&op->room->node.str, op->seq, NULL, NULL);
+    }
 
     op->next(op);
 }

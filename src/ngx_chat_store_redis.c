@@ -118,6 +118,8 @@ ngx_chat_store_redis_join(ngx_chat_store_op_t *op)
 static void
 ngx_chat_store_redis_leave(ngx_chat_room_t *room)
 {
+    ngx_chat_presence_released(room);
+
     if (room->store) {
         ngx_chat_channel_sync(room);
 

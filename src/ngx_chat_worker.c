@@ -7,7 +7,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <ngx_sha1.h>
+#include <sys/random.h>
 #include "ngx_chat_worker.h"
+
+
+/* 64 bits: unique among all the workers that ever share a Redis */
+#define NGX_CHAT_WORKER_ID_BYTES  8
 
 
 ngx_str_t  ngx_chat_worker_id;
@@ -18,14 +24,35 @@ static u_char  ngx_chat_worker_id_data[NGX_CHAT_WORKER_ID_LEN];
 static ngx_connection_t  ngx_chat_worker_dumb;
 
 
+/*
+ * The worker's id is opaque: a hash of the host, the pid, the time and
+ * random bits, so that clients and other hosts learn nothing of the
+ * machine from it.
+ */
+
 void
 ngx_chat_worker_init(ngx_cycle_t *cycle)
 {
-    u_char  *p;
+    u_char      seed[NGX_CHAT_WORKER_ID_BYTES], hash[20], *p;
+    ngx_sha1_t  sha1;
+
+    if (getrandom(seed, sizeof(seed), 0) != (ssize_t) sizeof(seed)) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "chat: getrandom() failed");
+    }
 
     p = ngx_snprintf(ngx_chat_worker_id_data, NGX_CHAT_WORKER_ID_LEN,
-                     "%V/%P/%xL", &cycle->hostname, ngx_pid,
+                     "%V/%P/%uL", &cycle->hostname, ngx_pid,
                      ngx_chat_worker_now());
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, ngx_chat_worker_id_data,
+                    p - ngx_chat_worker_id_data);
+    ngx_sha1_update(&sha1, seed, sizeof(seed));
+    ngx_sha1_final(hash, &sha1);
+
+    p = ngx_hex_dump(ngx_chat_worker_id_data, hash,
+                     NGX_CHAT_WORKER_ID_BYTES);
 
     ngx_chat_worker_id.data = ngx_chat_worker_id_data;
     ngx_chat_worker_id.len = p - ngx_chat_worker_id_data;

@@ -13,6 +13,7 @@ location = /chat_o {
     chat_user $arg_user;
     chat_allowed_origins https://good.example http://Other.Example:8080;
 }
+location = /chat_h { chat; chat_user $http_x_user; }
 location = /echo { chat_echo; }
 location = /echo_o { chat_echo; chat_allowed_origins https://good.example; }
 EOF2
@@ -115,6 +116,20 @@ my @CASES = (
     # 6. user
     [ 'no user -> 401', { path => '/chat' }, 401 ],
     [ 'empty user -> 401', { path => '/chat?user=' }, 401 ],
+    [ 'user of 256 bytes -> 101', { path => '/chat?user=' . 'u' x 256 },
+      101 ],
+    [ 'user of 257 bytes -> 400', { path => '/chat?user=' . 'u' x 257 },
+      400 ],
+    (map { [ "user $_->[0] -> 400",
+             { path => '/chat_h', h('X-User' => $_->[1]) }, 400 ] }
+         [ 'not UTF-8', "ab\xff" ], [ 'cut UTF-8', "ab\xc3" ],
+         [ 'overlong UTF-8', "\xc0\xaf" ], [ 'with a C0 control', "a\x01b" ],
+         [ 'with DEL', "a\x7fb" ], [ 'with a C1 control', "a\xc2\x85b" ],
+         [ 'with a tab', "a\tb" ]),
+    (map { [ "user $_->[0] -> 101",
+             { path => '/chat_h', h('X-User' => $_->[1]) }, 101 ] }
+         [ 'in UTF-8', "j\xc3\xbcrgen" ], [ 'with a space', 'a b' ],
+         [ 'with an emoji', "\xf0\x9f\x8e\x89" ]),
     [ 'chat_echo needs no user', { path => '/echo' }, 101 ],
 
     # success
@@ -156,14 +171,64 @@ for my $case (@CASES) {
     }
 }
 
+# a refused upgrade answers "Connection: close" and closes: a client that
+# asked for a WebSocket waits for nothing more on it
+sub closed_within {
+    my ($fh, $t) = @_;
+    my $sel = IO::Select->new($fh);
+    my $end = time + $t;
+    while ((my $left = $end - time) > 0) {
+        $sel->can_read($left) or return 0;
+        my $n = sysread($fh, my $buf, 4096);
+        return 1 if defined $n && $n == 0;
+        return 1 unless defined $n;
+    }
+    return 0;
+}
+
+for my $case (
+    [ 405, { method => 'POST' } ],
+    [ 426, { h(Upgrade => undef) } ],
+    [ 426, { h('Sec-WebSocket-Version' => 8) } ],
+    [ 400, { h('Sec-WebSocket-Key' => 'abc') } ],
+    [ 403, { path => '/chat_o?user=a', origin => 'https://evil.example' } ],
+    [ 401, { path => '/chat' } ],
+    [ 400, { path => '/chat_h', h('X-User' => "a\x01b") } ],
+    [ 400, { path => '/echo', h('Sec-WebSocket-Key' => '') } ],
+) {
+    my ($status, $o) = @$case;
+    my %o = (path => '/chat?user=a', %$o);
+    my ($req) = ChatTest::ws_request(%o);
+    my $fh = ChatTest::tcp_connect($port);
+    ChatTest::write_all($fh, $req);
+    my ($st, $h) = ChatTest::read_response($fh);
+    my $what = "$status for $o{path}"
+               . ($o->{headers} ? ' ' . join(',', sort keys %{$o->{headers}})
+                                : '');
+    is($st, $status, "refused: $what");
+    is(lc($h->{connection} // ''), 'close', "$what: Connection: close");
+    ok(closed_within($fh, 3), "$what: the server closes the connection");
+    close $fh;
+}
+
+like($n->error_log, qr/\[info\].*chat: invalid user id of 3 bytes/,
+     'an invalid user id is logged at info');
+
 # welcome
 my $a = ChatTest::WS->chat($port, user => 'alice');
 my $w = $a->welcome;
 is($w->{type}, 'welcome', 'welcome right after the handshake');
 is($w->{user}, 'alice', 'welcome.user');
 like($a->{welcome_raw}, qr/"conn":\d+[,}]/, 'welcome.conn is an integer');
-like($a->{welcome_raw}, qr/"worker":"[^"]+"/,
-     'welcome.worker is a non-empty string');
+like($a->{welcome_raw}, qr/"worker":"[0-9a-f]{16}"/,
+     'welcome.worker is 16 hex digits');
+{
+    my $host = `hostname`;
+    chomp $host;
+    my @pids = $n->worker_pids;
+    unlike($w->{worker}, qr/\Q$host\E|\Q$pids[0]\E/,
+           'welcome.worker tells neither the host name nor the pid');
+}
 my $b = ChatTest::WS->chat($port, user => 'bob');
 isnt($b->welcome->{conn}, $w->{conn}, 'connections get distinct ids');
 is($b->welcome->{worker}, $w->{worker}, 'same worker string (one worker)');

@@ -206,17 +206,30 @@ sub publish_suite {
     is($st, 200, "$label: text under chat_max_message_size 100 -> 200");
     delivered(\@members, 1, "$label: small");
 
-    # no user: nothing is published
-    ($st, $h, $j) = post($port, { room => 'news', text => 'anonymous' },
-                         user => undef);
-    ok($st >= 400 && $st < 500, "$label: no chat_user value -> $st (4xx)");
+    # no user, or one that is no user id: nothing is published, and the
+    # answer is the JSON error object like every other
+    is_error($port, { room => 'news', text => 'anonymous' }, 401,
+             'forbidden', "$label: no chat_user value", user => undef);
+    is_error($port, { room => 'news', text => 'anonymous' }, 401,
+             'forbidden', "$label: empty chat_user value", user => '');
+    is_error($port, { room => 'news', text => 'bad user' }, 400,
+             'bad_request', "$label: chat_user not UTF-8", user => "b\xffot");
+    is_error($port, { room => 'news', text => 'bad user' }, 400,
+             'bad_request', "$label: chat_user with a control character",
+             user => "b\x01ot");
+    is_error($port, { room => 'news', text => 'long user' }, 400,
+             'bad_request', "$label: chat_user over 256 bytes",
+             user => 'u' x 257);
 
     # other methods
     for my $method ('GET', 'PUT', 'DELETE', 'PATCH') {
         my $body = $method eq 'GET' || $method eq 'DELETE' ? undef
                  : $JSON->encode({ room => 'news', text => 'wrong method' });
-        ($st) = post($port, $body, method => $method);
+        ($st, $h, $j) = post($port, $body, method => $method);
         is($st, 405, "$label: $method -> 405");
+        is(ref $j && $j->{code}, 'bad_request',
+           "$label: $method: the JSON error object") or diag(enc($j));
+        is($h->{allow}, 'POST', "$label: $method: Allow: POST");
     }
     for my $ws (@members) {
         ok($ws->quiet(timeout => 0.3),
