@@ -1,4 +1,4 @@
--- ngx_chat: the durable transcript (PROTOCOL.md section 2).
+-- ngx_chat: the durable transcript (PROTOCOL.md, "Postgres").
 -- Apply once: psql -d chat -f conf/schema.sql
 
 CREATE TABLE IF NOT EXISTS chat_messages (

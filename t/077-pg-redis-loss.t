@@ -1,9 +1,9 @@
 # chat_postgres after Redis lost its data (FLUSHALL), the messages being in
 # Postgres: the room's last seq, history and join since come from Postgres,
-# so that a client that rejoins with since misses nothing (PROTOCOL.md:
-# joined carries the room's current last seq; since replays every stored
-# message after N, no gap).  Then a new message (seq re-seeded, 51) and the
-# reads mixing Postgres and the new cache.
+# so that a client that rejoins with since misses nothing (PROTOCOL.md,
+# "join": joined carries the room's current last seq; since replays every
+# stored message after N, no gap).  Then a new message (seq re-seeded, 51)
+# and the reads mixing Postgres and the new cache.
 use strict;
 use warnings;
 use lib 't/lib';
