@@ -2,7 +2,9 @@
 #
 #   make                 build/ngx_chat_module.so against Debian's nginx-dev
 #   make NGINX_SRC=DIR   ... against any nginx source tree (--with-compat)
-#   make deps            install the Debian packages everything here needs
+#   make deps            install the Debian packages of every target below
+#   make install         the module into Debian's nginx: PREFIX (/usr),
+#                        DESTDIR; make uninstall removes it again
 #   make run             demo on http://127.0.0.1:8080/ (Ctrl-C stops it)
 #   make test            the t/ suite
 #   make test-asan       the t/ suite against an ASan+UBSan build
@@ -21,15 +23,35 @@ FUZZ_SECONDS ?= 60
 DEBUG_SRC   ?= $(BUILD)/debug/deb/nginx
 DEBUG_LOG_LEVEL ?= debug
 
-DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
-           redis-server postgresql gcc make perl clang libclang-rt-14-dev \
-           openssl
-
+# Debian packages, by what needs them.  Each target installs the lists it
+# needs (only what is missing), so each is one command on a fresh machine;
+# make deps installs all of them (CI).
+#
+#   building (make, make install)
+BUILD_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev gcc make
+#   make run: the demo's Redis and Postgres
+RUN_PKGS   = redis-server postgresql
+#   the t/ suite, on top of BUILD and RUN: test-only tools go here
+#   (openssl: t/013-tls.t makes its certificate)
+TEST_PKGS  = perl openssl
+#   make fuzz, on top of BUILD: libFuzzer
+FUZZ_PKGS  = clang libclang-rt-14-dev
+#   make bench, on top of BUILD, RUN and TEST (bench/run.pl uses t/lib)
 BENCH_PKGS = libnginx-mod-nchan
-
-# what nginx-dev already pulls in, said here: dpkg-source, and the
-# libraries of configure's --with-pcre-jit, gzip and --with-http_ssl_module
+#   make debug-nginx, on top of BUILD: what nginx-dev already pulls in,
+#   said here: dpkg-source, and the libraries of configure's
+#   --with-pcre-jit, gzip and --with-http_ssl_module
 DEBUG_PKGS = dpkg-dev libpcre2-dev zlib1g-dev libssl-dev
+
+# make install: where Debian's nginx and its libnginx-mod-* packages keep
+# modules; the modules-enabled symlink points at the final path (without
+# DESTDIR), as Debian's do
+PREFIX      ?= /usr
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+MODULES_DIR        = $(PREFIX)/lib/nginx/modules
+MODULES_AVAILABLE  = $(PREFIX)/share/nginx/modules-available
+MODULES_ENABLED    = $(SYSCONFDIR)/nginx/modules-enabled
 
 BENCH_CFLAGS = -O2 -g -Wall -Wextra -Werror
 
@@ -41,7 +63,8 @@ ASAN_CC_OPT  = -O1 -g -fPIC -fno-omit-frame-pointer \
 ASAN_LD_OPT  = -fsanitize=address,undefined
 DEBUG_CC_OPT = -O0 -g -fPIC
 
-.PHONY: all deps bench-deps debug-deps run test test-asan debug-nginx \
+.PHONY: all deps build-deps run-deps test-deps fuzz-deps bench-deps \
+        debug-deps install uninstall run test test-asan debug-nginx \
         test-debug fuzz bench bench-smoke clean
 
 all: $(BUILD)/ngx_chat_module.so
@@ -107,21 +130,69 @@ define ngx_chat_install
 endef
 
 deps:
-	$(call ngx_chat_install,$(DEB_PKGS))
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
+	    $(FUZZ_PKGS) $(BENCH_PKGS) $(DEBUG_PKGS))
+
+build-deps:
+	$(call ngx_chat_install,$(BUILD_PKGS))
+
+run-deps:
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS))
+
+test-deps:
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS))
+
+fuzz-deps:
+	$(call ngx_chat_install,$(BUILD_PKGS) $(FUZZ_PKGS))
 
 bench-deps:
-	$(call ngx_chat_install,$(DEB_PKGS) $(BENCH_PKGS))
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
+	    $(BENCH_PKGS))
 
 debug-deps:
-	$(call ngx_chat_install,$(DEB_PKGS) $(DEBUG_PKGS))
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
+	    $(DEBUG_PKGS))
 
-run: deps all
+# Builds, but installs no packages (make build-deps does): a package build
+# runs it with DESTDIR and its own build dependencies.  install(1) unlinks
+# the old .so before writing the new one, so a running nginx keeps the
+# one it mapped.
+install: all
+	install -d $(DESTDIR)$(MODULES_DIR) $(DESTDIR)$(MODULES_AVAILABLE) \
+	    $(DESTDIR)$(MODULES_ENABLED)
+	install -m 644 $(BUILD)/ngx_chat_module.so \
+	    $(DESTDIR)$(MODULES_DIR)/ngx_chat_module.so
+	printf 'load_module %s;\n' $(MODULES_DIR)/ngx_chat_module.so \
+	    >$(BUILD)/mod-chat.conf
+	install -m 644 $(BUILD)/mod-chat.conf \
+	    $(DESTDIR)$(MODULES_AVAILABLE)/mod-chat.conf
+	ln -sfn $(MODULES_AVAILABLE)/mod-chat.conf \
+	    $(DESTDIR)$(MODULES_ENABLED)/50-mod-chat.conf
+	@echo
+	@echo "ngx_chat: $(MODULES_ENABLED)/50-mod-chat.conf loads it into every"
+	@echo "nginx that includes modules-enabled/*.conf (Debian's nginx.conf"
+	@echo "does). Add the chat locations (README, \"Deploying\"), then:"
+	@echo "    nginx -t && systemctl reload nginx    (or: nginx -s reload)"
+	@echo "A running nginx that has loaded ngx_chat before keeps the old code"
+	@echo "on reload (same path, same handle): after an upgrade, restart it:"
+	@echo "    nginx -t && systemctl restart nginx"
+
+# removes the three files of install (not the directories, which Debian's
+# nginx packages own)
+uninstall:
+	rm -f $(DESTDIR)$(MODULES_ENABLED)/50-mod-chat.conf \
+	    $(DESTDIR)$(MODULES_AVAILABLE)/mod-chat.conf \
+	    $(DESTDIR)$(MODULES_DIR)/ngx_chat_module.so
+	@echo "ngx_chat: removed. Take the chat directives out of the"
+	@echo "configuration, then: nginx -t && systemctl reload nginx"
+
+run: run-deps all
 	conf/run-demo.sh $(BUILD) $(NGINX_BIN)
 
-test: deps all
+test: test-deps all
 	prove -r t
 
-test-asan: deps $(BUILD)/asan/ngx_chat_module.so
+test-asan: test-deps $(BUILD)/asan/ngx_chat_module.so
 	CHAT_MODULE=$(BUILD)/asan/ngx_chat_module.so \
 	CHAT_ASAN=$$(gcc -print-file-name=libasan.so) prove -r t
 
@@ -131,7 +202,7 @@ test-debug: debug-nginx
 	NGINX_BIN=$(BUILD)/debug/nginx CHAT_MODULE=$(BUILD)/debug/ngx_chat_module.so \
 	CHAT_TEST_LOG_LEVEL=$(DEBUG_LOG_LEVEL) prove -r t
 
-fuzz: deps $(BUILD)/nginx/objs/Makefile
+fuzz: fuzz-deps $(BUILD)/nginx/objs/Makefile
 	$(MAKE) -C fuzz BUILD=$(BUILD) SECONDS=$(FUZZ_SECONDS) run
 
 bench: bench-deps all $(BENCH_BINS)
