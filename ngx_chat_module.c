@@ -257,7 +257,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_chat_loc_conf_t  *lcf;
 
     ngx_conf_init_uint_value(cmcf->history_cache, 1000);
-    ngx_conf_init_uint_value(cmcf->presence_events_max, 0);
+    ngx_conf_init_uint_value(cmcf->presence_events_max, 1000);
     ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
 
     if (cmcf->postgres.len && cmcf->redis == NULL) {

@@ -1,7 +1,7 @@
 # chat_presence_events_max: presence join/leave events only while the room
 # has at most that many users (connections in memory mode), so that a big
 # room does not send every join to every member; `presence` still lists
-# everyone.  Memory mode and Redis (two instances).
+# everyone.  Memory mode and Redis (two instances); the default is 1000.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -73,9 +73,32 @@ sub scenario {
     $B->stop;
 }
 
-# ---- the default is no limit, as the protocol says
+# ---- the default: 1000 users (a room's users counted in Redis, 998 or
+# 999 of them written there beside the two real ones)
 {
-    my $n = ChatTest->start(server => $LOC);
+    my $r = ChatTest::Redis->start;
+    my $n = $r->start_nginx(server => $LOC);
+    for my $case ([ 998, 1, 'the 1000th user\'s join is announced' ],
+                  [ 999, 0, 'the 1001st user\'s is not' ]) {
+        my ($fakes, $want, $name) = @$case;
+        my $room = "room$fakes";
+        $r->cmd('HSET', "chat:{$room}:presence",
+                map { ("fake$_", 1) } 1 .. $fakes);
+        my $alice = ChatTest::WS->user($n->port, 'alice', ignore => []);
+        $alice->join_room($room);
+        my $bob = ChatTest::WS->user($n->port, 'bob', ignore => []);
+        $bob->join_room($room);
+        is(scalar @{$alice->presence_events(0.5)}, $want,
+           "default chat_presence_events_max 1000: $name");
+        $_->close_socket for $alice, $bob;
+    }
+    $n->stop;
+}
+
+# ---- 0: no limit
+{
+    my $n = ChatTest->start(server => $LOC,
+                            http => "chat_presence_events_max 0;\n");
     my $alice = ChatTest::WS->user($n->port, 'alice', ignore => []);
     $alice->join_room('r');
     my @w = map {
@@ -83,8 +106,7 @@ sub scenario {
         $w->join_room('r');
         $w
     } 1 .. 5;
-    is(scalar @{$alice->presence_events(0.5)}, 5,
-       'default: every join announced');
+    is(scalar @{$alice->presence_events(0.5)}, 5, '0: every join announced');
     $_->close_socket for $alice, @w;
     $n->stop;
 }
