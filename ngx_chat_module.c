@@ -553,6 +553,15 @@ ngx_chat_init_module(ngx_cycle_t *cycle)
                       "set: each worker keeps its own rooms, so clients on "
                       "different workers will not see each other",
                       ccf->worker_processes);
+
+        /* the error_log may be set above "warn": "nginx -t" says it anyway */
+
+        if (ngx_test_config) {
+            ngx_log_stderr(0, "[warn] chat: worker_processes is %i but "
+                           "chat_redis is not set: each worker keeps its own "
+                           "rooms, so clients on different workers will not "
+                           "see each other", ccf->worker_processes);
+        }
     }
 
     return NGX_OK;

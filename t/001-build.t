@@ -63,6 +63,13 @@ ok(grep({ /chat_redis/ } split /\n/, $out . "\n" . $log),
     or diag($out);
 like($out . $log, qr/\[warn\][^\n]*chat_redis/, 'the warning is a [warn]');
 
+# at Debian's default error_log level (error), nginx -t still says it
+($rc, $out, $log) = ChatTest->nginx_t(workers => 2, server => $chat,
+                                      log_level => 'error');
+like($out, qr/\[warn\][^\n]*chat_redis/,
+     'with error_log at "error", nginx -t prints the warning')
+    or diag($out);
+
 # invalid values fail nginx -t
 my @bad = (
     [ 'chat_rate abc',              'location = /c { chat; chat_user $arg_user; chat_rate abc; }' ],
