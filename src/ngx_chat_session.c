@@ -29,6 +29,9 @@
 /* the request counts against chat_rate */
 #define NGX_CHAT_SESSION_RATED     2
 
+/* sends that may wait for their room's join to be answered */
+#define NGX_CHAT_SESSION_HELD_MAX  32
+
 
 struct ngx_chat_session_s {
     ngx_chat_peer_t             peer;         /* user, transport */
@@ -40,6 +43,8 @@ struct ngx_chat_session_s {
     ngx_queue_t                 rooms;        /* of ngx_chat_member_t */
     ngx_uint_t                  nrooms;
     ngx_queue_t                 ops;          /* store operations */
+    ngx_queue_t                 held;         /* sends waiting for a join */
+    ngx_uint_t                  nheld;
 
     ngx_msec_t                  presence;     /* last refreshed */
 
@@ -73,10 +78,14 @@ typedef struct {
 static void ngx_chat_session_join(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_join_done(ngx_chat_store_op_t *op);
+static void ngx_chat_session_release(ngx_chat_session_t *s,
+    ngx_chat_room_t *room, ngx_uint_t error);
 static void ngx_chat_session_leave(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_send(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
+static void ngx_chat_session_publish(ngx_chat_session_t *s,
+    ngx_chat_store_op_t *op);
 static void ngx_chat_session_history(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_session_presence(ngx_chat_session_t *s,
@@ -176,6 +185,7 @@ ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user,
     s->tokens_time = ngx_current_msec;
     ngx_queue_init(&s->rooms);
     ngx_queue_init(&s->ops);
+    ngx_queue_init(&s->held);
 
     return s;
 }
@@ -393,6 +403,8 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
 
     ngx_chat_store->presence_room(m->room, &s->peer.user, 1);
     m->announced = 1;
+
+    ngx_chat_session_release(s, m->room, 0);
 }
 
 
@@ -406,24 +418,88 @@ ngx_chat_session_leave(ngx_chat_session_t *s, ngx_chat_request_t *req,
 }
 
 
+/*
+ * A send on a join not yet answered waits for it: numbered before the
+ * worker has the room's channel, it would never reach the sender, whose
+ * "joined" would count it already.
+ */
+
 static void
 ngx_chat_session_send(ngx_chat_session_t *s, ngx_chat_request_t *req,
     ngx_chat_member_t *m)
 {
-    ngx_chat_msg_t        msg;
     ngx_chat_store_op_t  *op;
+
+    if (!m->ready && s->nheld >= NGX_CHAT_SESSION_HELD_MAX) {
+        ngx_chat_session_error(s, NGX_CHAT_ERR_NOT_JOINED,
+                               "the join is not answered yet", &req->id);
+        return;
+    }
 
     op = ngx_chat_session_op(s, m->room, req, ngx_chat_session_done);
     if (op == NULL) {
         return;
     }
 
+    if (!m->ready) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                       "chat: room \"%V\": send waits for the join",
+                       &m->room->node.str);
+
+        ngx_queue_insert_tail(&s->held, &op->wait);
+        s->nheld++;
+        return;
+    }
+
+    ngx_chat_session_publish(s, op);
+}
+
+
+static void
+ngx_chat_session_publish(ngx_chat_session_t *s, ngx_chat_store_op_t *op)
+{
+    ngx_chat_msg_t  msg;
+
     ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
-    msg.room = m->room->node.str;
+    msg.room = op->room->node.str;
     msg.user = s->peer.user;
-    msg.text = req->text;
+    msg.text = op->text;
 
     ngx_chat_store->publish(op, &msg);
+}
+
+
+/* the sends that waited for the room's join go, or fail with it */
+
+static void
+ngx_chat_session_release(ngx_chat_session_t *s, ngx_chat_room_t *room,
+    ngx_uint_t error)
+{
+    ngx_queue_t          *q, *next;
+    ngx_chat_store_op_t  *op;
+
+    for (q = ngx_queue_head(&s->held);
+         q != ngx_queue_sentinel(&s->held);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        op = ngx_queue_data(q, ngx_chat_store_op_t, wait);
+
+        if (op->room != room) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+        s->nheld--;
+
+        if (error) {
+            ngx_chat_store_op_fail(op, error);
+
+        } else {
+            ngx_chat_session_publish(s, op);
+        }
+    }
 }
 
 
@@ -609,6 +685,10 @@ ngx_chat_session_part(ngx_chat_session_t *s, ngx_chat_member_t *m)
 
     room = m->room;
     announced = m->announced;
+
+    if (!m->ready) {
+        ngx_chat_session_release(s, room, NGX_CHAT_ERR_NOT_JOINED);
+    }
 
     ngx_queue_remove(&m->owner_link);
     s->nrooms--;

@@ -62,7 +62,7 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_uint_t            i;
     ngx_chat_store_op_t  *op;
 
-    size = sizeof(ngx_chat_store_op_t);
+    size = sizeof(ngx_chat_store_op_t) + req->text.len;
 
     for (u = req->users ? req->users->child : NULL; u; u = u->next) {
         size += sizeof(ngx_str_t) + 1 + ngx_strlen(u->valuestring);
@@ -95,9 +95,11 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     op->has_before = req->has_before;
     op->limit = req->limit;
 
+    p = (u_char *) (op + 1);
+
     if (req->users) {
         op->nusers = cJSON_GetArraySize(req->users);
-        op->users = (ngx_str_t *) (op + 1);
+        op->users = (ngx_str_t *) p;
         op->present = (u_char *) (op->users + op->nusers);
         p = op->present + op->nusers;
 
@@ -106,6 +108,14 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
             op->users[i].len = ngx_strlen(u->valuestring);
             p = ngx_cpymem(p, u->valuestring, op->users[i].len);
         }
+    }
+
+    /* a send may wait for its room's join */
+
+    if (req->text.len) {
+        op->text.data = p;
+        op->text.len = req->text.len;
+        ngx_memcpy(p, req->text.data, req->text.len);
     }
 
     return op;

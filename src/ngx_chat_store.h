@@ -40,6 +40,7 @@ struct ngx_chat_store_op_s {
     ngx_uint_t                  op;           /* NGX_CHAT_REQ_* */
     ngx_chat_room_t            *room;         /* held by room->refs */
     ngx_str_t                   id;
+    ngx_str_t                   text;         /* send: the message */
 
     ngx_str_t                  *users;        /* online: who is asked */
     u_char                     *present;      /* online: the answers */
