@@ -19,6 +19,11 @@
 #define NGX_CHAT_CHANNEL_SUBSCRIBED    1
 
 
+typedef void (*ngx_chat_channel_frame_pt)(ngx_chat_room_t *room,
+    ngx_chat_frame_t *f);
+typedef void (*ngx_chat_channel_room_pt)(ngx_chat_room_t *room);
+
+
 /* a room's state in the Redis store, on room->store */
 
 typedef struct {
@@ -30,7 +35,9 @@ typedef struct {
     ngx_uint_t                  backlog_size;
     ngx_uint_t                  state;
     unsigned                    busy:1;       /* (UN)SUBSCRIBE under way */
-    unsigned                    known:1;      /* room->seq is meaningful */
+
+    /* ngx_chat_order.c's: room->seq is meaningful; a fill or check is on */
+    unsigned                    known:1;
     unsigned                    filling:1;
 
     /* ngx_chat_seq.c's: sends waiting for the room's seq to be seeded */
@@ -40,7 +47,8 @@ typedef struct {
 
 
 ngx_int_t ngx_chat_channel_init_process(ngx_cycle_t *cycle,
-    ngx_chat_redis_pt on_ready);
+    ngx_chat_redis_pt on_ready, ngx_chat_channel_frame_pt on_message,
+    ngx_chat_channel_room_pt on_catch_up);
 void ngx_chat_channel_exit_process(void);
 ngx_uint_t ngx_chat_channel_ready(void);
 
@@ -49,6 +57,8 @@ void ngx_chat_channel_wait(ngx_chat_store_op_t *op,
     ngx_chat_store_done_pt next);
 void ngx_chat_channel_sync(ngx_chat_room_t *room);
 void ngx_chat_channel_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f);
+ngx_int_t ngx_chat_channel_seed(ngx_str_t *room, uint64_t seq,
+    redisCallbackFn *fn, void *data);
 
 
 #endif /* _NGX_CHAT_CHANNEL_H_INCLUDED_ */

@@ -9,7 +9,6 @@
 #include "ngx_chat_replay.h"
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_channel.h"
-#include "ngx_chat_seq.h"
 #include "ngx_chat_transcript.h"
 
 
@@ -215,7 +214,7 @@ ngx_chat_replay_last(PGresult *res, void *data)
     }
 
     if (op->seq) {
-        (void) ngx_chat_seq_seed(&op->room->node.str, op->seq, NULL, NULL);
+        (void) ngx_chat_channel_seed(&op->room->node.str, op->seq, NULL, NULL);
     }
 
     op->next(op);

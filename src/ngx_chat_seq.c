@@ -312,7 +312,7 @@ ngx_chat_seq_reseed_max(PGresult *res, void *data)
                   "chat: room \"%V\": seq missing in Redis, going on from "
                   "%uL", &room->node.str, max);
 
-    if (ngx_chat_seq_seed(&room->node.str, max, ngx_chat_seq_seeded, room)
+    if (ngx_chat_channel_seed(&room->node.str, max, ngx_chat_seq_seeded, room)
         != NGX_OK)
     {
         ngx_chat_seq_seeded(NULL, NULL, room);
@@ -320,23 +320,6 @@ ngx_chat_seq_reseed_max(PGresult *res, void *data)
     }
 
     room->refs++;
-}
-
-
-/* sets a room's seq key to at least seq; see src/lua/seed.lua */
-
-ngx_int_t
-ngx_chat_seq_seed(ngx_str_t *room, uint64_t seq, redisCallbackFn *fn,
-    void *data)
-{
-    ngx_chat_cmd_t  cmd;
-
-    ngx_chat_cmd_eval(&cmd, NGX_CHAT_SCRIPT_SEED, 2);
-    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_SEQ, room, NULL, NULL);
-    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_RECENT, room, NULL, NULL);
-    ngx_chat_cmd_num(&cmd, seq);
-
-    return ngx_chat_cmd_send(&cmd, NULL, fn, data);
 }
 
 

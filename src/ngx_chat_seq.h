@@ -20,8 +20,6 @@ ngx_int_t ngx_chat_seq_prepare(ngx_chat_store_op_t *op,
     ngx_chat_msg_t *msg);
 void ngx_chat_seq_send(ngx_chat_store_op_t *op);
 void ngx_chat_seq_eval(ngx_chat_store_op_t *op);
-ngx_int_t ngx_chat_seq_seed(ngx_str_t *room, uint64_t seq,
-    redisCallbackFn *fn, void *data);
 
 
 #endif /* _NGX_CHAT_SEQ_H_INCLUDED_ */

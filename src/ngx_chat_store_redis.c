@@ -9,6 +9,7 @@
 #include "ngx_chat_store_redis.h"
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_channel.h"
+#include "ngx_chat_order.h"
 #include "ngx_chat_replay.h"
 #include "ngx_chat_seq.h"
 #include "ngx_chat_presence.h"
@@ -18,9 +19,9 @@
 
 /*
  * Rooms in Redis: the store's operations, each in the file of its
- * concern (ngx_chat_channel.c, ngx_chat_replay.c, ngx_chat_seq.c,
- * ngx_chat_presence.c), and the wait of a worker that has just started
- * for its connections to come up.
+ * concern (ngx_chat_channel.c, ngx_chat_order.c, ngx_chat_replay.c,
+ * ngx_chat_seq.c, ngx_chat_presence.c), and the wait of a worker that has
+ * just started for its connections to come up.
  */
 
 #define NGX_CHAT_STORE_REDIS_HOLD      3000
@@ -85,7 +86,9 @@ ngx_chat_store_redis_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_chat_channel_init_process(cycle, ngx_chat_store_redis_ready);
+    return ngx_chat_channel_init_process(cycle, ngx_chat_store_redis_ready,
+                                         ngx_chat_order_message,
+                                         ngx_chat_order_catch_up);
 }
 
 
