@@ -113,6 +113,15 @@ ngx_chat_writer_exit(void)
 }
 
 
+/* the stream connection is up: for chat_status */
+
+ngx_uint_t
+ngx_chat_writer_link_ready(void)
+{
+    return ngx_chat_writer_link.ready;
+}
+
+
 static void
 ngx_chat_writer_ready(ngx_chat_redis_t *rd)
 {
