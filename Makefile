@@ -23,7 +23,7 @@ DEBUG_LOG_LEVEL ?= debug
 
 DEB_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev \
            redis-server postgresql gcc make perl clang libclang-rt-14-dev \
-           openssl
+           openssl prometheus
 
 BENCH_PKGS = libnginx-mod-nchan
 
