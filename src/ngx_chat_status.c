@@ -761,8 +761,12 @@ ngx_chat_status_snapshot(ngx_http_request_t *r, ngx_chat_status_snap_t *snap)
 
     snap->nseries = shm->numbers;
 
-    snap->procs = ngx_palloc(r->pool, NGX_CHAT_STATUS_SLOTS
-                                      * sizeof(ngx_chat_status_slot_t));
+    for (n = 0, i = 0; i < NGX_CHAT_STATUS_SLOTS; i++) {
+        n += (shm->slots[i].pid != 0);
+    }
+
+    snap->procs = ngx_palloc(r->pool,
+                             (n + 1) * sizeof(ngx_chat_status_slot_t));
     snap->series = ngx_pcalloc(r->pool, (snap->nseries + 1)
                                         * sizeof(ngx_chat_status_series_t));
 
