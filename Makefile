@@ -32,8 +32,9 @@ BUILD_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev gcc make
 #   make run: the demo's Redis and Postgres
 RUN_PKGS   = redis-server postgresql
 #   the t/ suite, on top of BUILD and RUN: test-only tools go here
-#   (openssl: t/013-tls.t makes its certificate)
-TEST_PKGS  = perl openssl
+#   (openssl: t/013-tls.t makes its certificate; prometheus: its promtool
+#   checks the metrics in t/052-prometheus.t)
+TEST_PKGS  = perl openssl prometheus
 #   make fuzz, on top of BUILD: libFuzzer
 FUZZ_PKGS  = clang libclang-rt-14-dev
 #   make bench, on top of BUILD, RUN and TEST (bench/run.pl uses t/lib)

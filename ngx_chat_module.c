@@ -584,6 +584,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "chat: ngx_chat " NGX_CHAT_VERSION ", worker %ui",
+                  ngx_worker);
+
     ngx_chat_worker_init(cycle);
     ngx_chat_hub_init();
 

@@ -149,6 +149,21 @@ ngx_chat_pg_ready(void)
 }
 
 
+/* how many of the pool's connections are up */
+
+ngx_uint_t
+ngx_chat_pg_up(void)
+{
+    ngx_uint_t  i, n;
+
+    for (n = 0, i = 0; i < ngx_chat_pg_nconns; i++) {
+        n += ngx_chat_pg_conns[i].ready;
+    }
+
+    return n;
+}
+
+
 /*
  * Queues a query; the parameters are copied.  NGX_DECLINED: Postgres is
  * not reachable now, or too much is waiting for it.

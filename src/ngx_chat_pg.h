@@ -27,6 +27,7 @@ ngx_int_t ngx_chat_pg_init(ngx_str_t *conninfo, ngx_uint_t size,
 void ngx_chat_pg_done(void);
 ngx_uint_t ngx_chat_pg_configured(void);
 ngx_uint_t ngx_chat_pg_ready(void);
+ngx_uint_t ngx_chat_pg_up(void);
 ngx_int_t ngx_chat_pg_query(const char *sql, ngx_uint_t nparams,
     const char **values, const int *lengths, ngx_chat_pg_handler_pt handler,
     void *data);

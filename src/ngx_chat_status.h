@@ -36,6 +36,7 @@ ngx_int_t ngx_chat_status_init_conf(ngx_conf_t *cf);
 ngx_int_t ngx_chat_status_init_process(ngx_cycle_t *cycle);
 void ngx_chat_status_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_chat_status_handler(ngx_http_request_t *r);
+void ngx_chat_status_stream(uint64_t backlog, uint64_t age);
 
 
 #endif /* _NGX_CHAT_STATUS_H_INCLUDED_ */

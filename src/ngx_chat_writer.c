@@ -12,6 +12,7 @@
 #include "ngx_chat_worker.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_decode.h"
+#include "ngx_chat_status.h"
 
 
 /*
@@ -113,6 +114,15 @@ ngx_chat_writer_exit(void)
 }
 
 
+/* the stream connection is up: for chat_status */
+
+ngx_uint_t
+ngx_chat_writer_link_ready(void)
+{
+    return ngx_chat_writer_link.ready;
+}
+
+
 static void
 ngx_chat_writer_ready(ngx_chat_redis_t *rd)
 {
@@ -178,7 +188,8 @@ ngx_chat_writer_group(redisAsyncContext *ac, void *r, void *privdata)
 /*
  * One step at a time: a batch that is not yet written is retried; when
  * it is time, entries left by dead workers are claimed; else new ones
- * are read.
+ * are read.  The housekeeping goes on while a batch waits for Postgres:
+ * it measures the backlog that chat_status shows.
  */
 
 static void
@@ -191,6 +202,14 @@ ngx_chat_writer_next(void)
         return;
     }
 
+    if (!ngx_exiting
+        && ngx_current_msec - ngx_chat_writer_trimmed_at
+           >= 2 * NGX_CHAT_WRITER_PERIOD)
+    {
+        ngx_chat_writer_trimmed_at = ngx_current_msec;
+        ngx_chat_writer_trim_stream();
+    }
+
     if (ngx_chat_writer_pending) {
         ngx_chat_writer_write();
         return;
@@ -200,13 +219,6 @@ ngx_chat_writer_next(void)
 
     if (ngx_exiting) {
         return;
-    }
-
-    if (ngx_current_msec - ngx_chat_writer_trimmed_at
-        >= 2 * NGX_CHAT_WRITER_PERIOD)
-    {
-        ngx_chat_writer_trimmed_at = ngx_current_msec;
-        ngx_chat_writer_trim_stream();
     }
 
     claim = 0;
@@ -592,22 +604,46 @@ ngx_chat_writer_acked(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/* {trimmed, backlog, the oldest unwritten entry's age in ms} */
+
 static void
 ngx_chat_writer_trimmed(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply  *reply = r;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_chat_writer_link.log, 0,
                       "chat: trimming the stream failed: %s", reply->str);
+        return;
     }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[1]->type != REDIS_REPLY_INTEGER
+        || reply->element[2]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->integer < 0
+        || reply->element[2]->integer < 0)
+    {
+        /* no consumer group (yet): nothing known */
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_chat_writer_link.log, 0,
+                   "chat: stream backlog %L, the oldest %L ms old",
+                   reply->element[1]->integer, reply->element[2]->integer);
+
+    ngx_chat_status_stream((uint64_t) reply->element[1]->integer,
+                           (uint64_t) reply->element[2]->integer);
 }
 
 
 /*
- * Every 2 periods: the consumers of gone workers are deleted and the
- * stream is trimmed up to the oldest entry not yet acknowledged; see
- * src/lua/stream_trim.lua.
+ * Every 2 periods: the consumers of gone workers are deleted, the stream
+ * is trimmed up to the oldest entry not yet acknowledged, and what is not
+ * yet written is measured; see src/lua/stream_trim.lua.
  */
 
 static void

@@ -1,4 +1,5 @@
-# chat_status: JSON and Prometheus output, counters.
+# chat_status: JSON and Prometheus output, counters, the version, which
+# format the Accept header and ?format= choose.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -36,15 +37,28 @@ sub status_is {
 }
 
 my ($s, $raw) = status_is('initial');
-is_deeply([ sort keys %$s ], [ sort(@FIELDS, 'workers') ],
+is_deeply([ sort keys %$s ], [ sort(@FIELDS, 'version', 'workers') ],
           'top-level fields');
+like($s->{version} // '', qr/^\d+\.\d+\.\d+$/, "version $s->{version}");
+my ($src_version) = ChatTest::slurp('src/ngx_chat.h')
+    =~ /NGX_CHAT_VERSION\s+"([^"]+)"/;
+is($s->{version}, $src_version, 'the version of src/ngx_chat.h');
+SKIP: {
+    my $level = $ENV{CHAT_TEST_LOG_LEVEL} || 'info';
+    skip "error_log at $level", 1
+        unless $level =~ /^(?:debug|info|notice)$/;
+    like($n->error_log,
+         qr/\[notice\].*chat: ngx_chat \Q$src_version\E, worker 0/,
+         'the version is logged at notice when the worker starts');
+}
 like($raw, qr/"connections":0[,}]/, 'numbers are JSON numbers');
 is(ref $s->{workers}, 'ARRAY', 'workers array');
 is(scalar @{$s->{workers} || []}, 1, 'one worker');
 my $w = $s->{workers}[0] || {};
-is_deeply([ sort keys %$w ], [ sort(@FIELDS, 'worker', 'pid') ],
-          'worker fields');
+is_deeply([ sort keys %$w ], [ sort(@FIELDS, 'worker', 'pid', 'slot') ],
+          'worker fields (no redis or postgres without chat_redis)');
 is($w->{pid}, ($n->worker_pids)[0], 'worker pid is the real pid');
+is($w->{slot}, 0, "the worker's number is its slot");
 ok(defined $w->{worker} && !ref $w->{worker} && length $w->{worker},
    'worker id is a string');
 like($raw, qr/"worker":"/, 'worker id is a JSON string');
@@ -77,11 +91,13 @@ for my $f (@FIELDS) {
     is($w->{$f}, $s->{$f}, "worker $f equals the total");
 }
 
-# prometheus
+# prometheus: one family per metric, each sample labelled with the
+# worker's number, no unlabelled sum beside them
 {
     my ($st, $h, $body) = ChatTest::http_get($port, '/status?format=prometheus');
     is($st, 200, 'prometheus: 200');
-    like($h->{'content-type'} // '', qr{^text/plain}, 'prometheus: text/plain');
+    is($h->{'content-type'} // '', 'text/plain; version=0.0.4; charset=utf-8',
+       'prometheus: text format 0.0.4');
     # the values of JSON after the sends
     my %metric = (
         ngx_chat_connections              => [ 'gauge',   3 ],
@@ -90,19 +106,73 @@ for my $f (@FIELDS) {
         ngx_chat_messages_delivered_total => [ 'counter', 7 ],
         ngx_chat_slow_consumers_total     => [ 'counter', 0 ],
     );
-    my $wid = $w->{worker};
     for my $m (sort keys %metric) {
         my ($type, $v) = @{$metric{$m}};
         like($body, qr/^# HELP $m \S.*$/m, "$m HELP");
         like($body, qr/^# TYPE $m $type$/m, "$m TYPE $type");
-        like($body, qr/^$m \Q$v\E$/m, "$m total = $v");
-        like($body, qr/^$m\{worker="\Q$wid\E"\} \Q$v\E$/m,
-             "$m per worker = $v");
+        like($body, qr/^$m\{worker="0"\} \Q$v\E$/m, "${m}{worker=\"0\"} = $v");
+        unlike($body, qr/^$m /m, "$m: no unlabelled sample");
+        my @n = $body =~ /^# TYPE $m /mg;
+        is(scalar @n, 1, "$m: one family");
     }
-    my @bad = grep { !/^#/ && !/^ngx_chat_\w+(\{worker="[^"]*"\})? \d+$/ }
+    like($body, qr/^# TYPE ngx_chat_build_info gauge\n
+                  ngx_chat_build_info\{version="\Q$src_version\E"\}\ 1$/mx,
+         'ngx_chat_build_info{version} 1');
+    unlike($body, qr/ngx_chat_(?:redis|postgres|stream)_/,
+           'no link or stream gauges without chat_redis');
+    unlike($body, qr/\Q$w->{worker}\E|pid/, 'no pid, no worker id in labels');
+    my @bad = grep { !/^#/ && !/^ngx_chat_\w+\{(?:worker="\d+"|version="[^"]*")\} \d+$/ }
               grep { length } split /\n/, $body;
-    ok(!@bad, 'every line is a comment or a sample') or diag(join "\n", @bad);
+    ok(!@bad, 'every line is a comment or a labelled sample')
+        or diag(join "\n", @bad);
     like($body, qr/\n\z/, 'ends with a newline');
+}
+
+# which format: ?format= wins, then Accept (the text format when
+# text/plain or OpenMetrics ranks above JSON), else JSON
+my $PROM = 'application/openmetrics-text;version=1.0.0,'
+         . 'application/openmetrics-text;version=0.0.1;q=0.75,'
+         . 'text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+my $BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,'
+            . 'image/avif,image/webp,*/*;q=0.8';
+for my $case (
+    # path, Accept (undef: none), the format
+    [ '/status',                   undef,    'json' ],
+    [ '/status',                   $PROM,    'text' ],
+    [ '/status',                   'text/plain;version=0.0.4;q=0.4,*/*;q=0.1',
+                                             'text' ],
+    [ '/status',                   'text/plain', 'text' ],
+    [ '/status',                   'TEXT/Plain ; Q=1', 'text' ],
+    [ '/status',                   'text/*', 'text' ],
+    [ '/status',                   'application/openmetrics-text', 'text' ],
+    [ '/status',                   $BROWSER, 'json' ],
+    [ '/status',                   '*/*',    'json' ],
+    [ '/status',                   'application/json', 'json' ],
+    [ '/status',                   'application/json, text/plain, */*',
+                                             'json' ],
+    [ '/status',                   'text/plain;q=0.5, application/json',
+                                             'json' ],
+    [ '/status',                   'text/plain;q=0, */*', 'json' ],
+    [ '/status',                   'text/plain;q=0.001, application/json;q=0',
+                                             'text' ],
+    [ '/status',                   'text/plain;foo="a,b;q=0", */*;q=0.5',
+                                             'text' ],
+    [ '/status?format=json',       $PROM,    'json' ],
+    [ '/status?format=prometheus', $BROWSER, 'text' ],
+    [ '/status?format=prometheus', undef,    'text' ],
+    [ '/status?format=other',      $PROM,    'text' ],
+  )
+{
+    my ($path, $accept, $want) = @$case;
+    my ($st, $h, $body) = ChatTest::http_get($port, $path,
+                                defined $accept ? { Accept => $accept } : {});
+    my $type = $h->{'content-type'} // '';
+    my $got = $type =~ m{^application/json} && $body =~ /^\{"version"/
+                  ? 'json'
+            : $type =~ m{^text/plain; version=0\.0\.4}
+              && $body =~ /^# HELP ngx_chat_/ ? 'text' : "?? $type";
+    is($got, $want, "$path, Accept: " . ($accept // 'none') . ": $want");
+    is($h->{vary} // '', 'Accept', "$path: Vary: Accept") if $st;
 }
 
 # disconnects
