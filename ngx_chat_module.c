@@ -14,6 +14,9 @@
 #include "ngx_chat_handler.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
+#include "ngx_chat_metrics.h"
+#include "ngx_chat_cmd.h"
+#include "ngx_chat_channel.h"
 #include "ngx_chat_redis.h"
 #include "ngx_chat_store_memory.h"
 #include "ngx_chat_store_redis.h"
@@ -36,6 +39,7 @@ static char *ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_chat_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static ngx_uint_t ngx_chat_links(ngx_uint_t *pg_up);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
 
@@ -401,7 +405,7 @@ ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     case sizeof("chat_status") - 1:
         lcf->mode = NGX_CHAT_MODE_STATUS;
-        clcf->handler = ngx_chat_status_handler;
+        clcf->handler = ngx_chat_metrics_handler;
         break;
 
     default: /* chat_publish */
@@ -591,7 +595,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     ngx_chat_worker_init(cycle);
     ngx_chat_hub_init();
 
-    if (ngx_chat_status_init_process(cycle) != NGX_OK) {
+    if (ngx_chat_status_init_process(cycle, ngx_chat_links) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -617,6 +621,37 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+/* what the status shows of the worker's links, every second */
+
+static ngx_uint_t
+ngx_chat_links(ngx_uint_t *pg_up)
+{
+    ngx_uint_t  links;
+
+    links = 0;
+
+    if (ngx_chat_store == &ngx_chat_store_redis) {
+        if (ngx_chat_cmd_ready()) {
+            links |= NGX_CHAT_STATUS_COMMANDS;
+        }
+
+        if (ngx_chat_channel_ready()) {
+            links |= NGX_CHAT_STATUS_SUBSCRIBER;
+        }
+    }
+
+    if (ngx_chat_pg_configured()) {
+        if (ngx_chat_writer_link_ready()) {
+            links |= NGX_CHAT_STATUS_STREAM;
+        }
+
+        *pg_up = ngx_chat_pg_up();
+    }
+
+    return links;
 }
 
 
