@@ -68,10 +68,13 @@ typedef struct {
 
 /*
  * How a client is reached, whatever carries it (a WebSocket today):
- * deliver one shared event, send a reply, close with a code and a
- * reason, and the bytes still waiting to go out.  deliver and reply
- * never close the connection themselves: the caller may be walking a
- * room's members.
+ * deliver one shared event the server sends on its own (bounded by
+ * chat_send_buffer: a client that leaves more undrained is closed),
+ * answer the client's own request (a reply, a replay: never refused for
+ * its size, but the client's next requests wait while answers pile up),
+ * close with a code and a reason, and the bytes of events still waiting
+ * to go out.  deliver and reply never close the connection themselves:
+ * the caller may be walking a room's members.
  */
 
 typedef struct {

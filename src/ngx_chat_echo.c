@@ -67,6 +67,6 @@ ngx_chat_echo_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
     f->last = ngx_cpymem(f->payload, data, len);
     ngx_chat_frame_seal(f, opcode);
 
-    (void) ngx_chat_ws_send(ws, f);
+    (void) ngx_chat_ws_answer(ws, f);
     ngx_chat_frame_unref(f);
 }

@@ -175,7 +175,7 @@ ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
             continue;
         }
 
-        if (ngx_chat_hub_send(m, f) == NGX_OK) {
+        if (ngx_chat_hub_send(m, f, 0) == NGX_OK) {
             n++;
         }
     }
@@ -190,16 +190,24 @@ ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f)
 }
 
 
-/* sends a message event to one member, once */
+/*
+ * Sends a message event to one member, once; as an answer when it is
+ * part of the member's join (a replay, what arrived meanwhile).
+ */
 
 ngx_int_t
-ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f)
+ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f,
+    ngx_uint_t answer)
 {
     if (f->seq <= m->seq) {
         return NGX_DECLINED;
     }
 
     m->seq = f->seq;
+
+    if (answer) {
+        return m->peer->transport->reply(m->peer->conn, f);
+    }
 
     return m->peer->transport->deliver(m->peer->conn, f);
 }
@@ -219,7 +227,7 @@ ngx_chat_hub_ready(ngx_chat_member_t *m)
                    &m->room->node.str, m->npending);
 
     for (n = 0, i = 0; i < m->npending; i++) {
-        if (ngx_chat_hub_send(m, m->pending[i]) == NGX_OK) {
+        if (ngx_chat_hub_send(m, m->pending[i], 1) == NGX_OK) {
             n++;
         }
 

@@ -58,7 +58,8 @@ ngx_chat_member_t *ngx_chat_hub_join(ngx_chat_room_t *room,
 void ngx_chat_hub_leave(ngx_chat_member_t *m);
 void ngx_chat_hub_ready(ngx_chat_member_t *m);
 
-ngx_int_t ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f);
+ngx_int_t ngx_chat_hub_send(ngx_chat_member_t *m, ngx_chat_frame_t *f,
+    ngx_uint_t answer);
 ngx_uint_t ngx_chat_hub_deliver(ngx_chat_room_t *room, ngx_chat_frame_t *f);
 void ngx_chat_hub_signal(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *except);

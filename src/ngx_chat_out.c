@@ -19,7 +19,8 @@
 #define NGX_CHAT_OUT_IOVS  64
 
 
-static void ngx_chat_out_unlink(ngx_chat_out_link_t *link);
+static void ngx_chat_out_unlink(ngx_chat_out_t *out,
+    ngx_chat_out_link_t *link);
 
 
 /* the links of all connections, reused */
@@ -29,7 +30,8 @@ static ngx_chat_out_link_t  *ngx_chat_out_free_links;
 /* queues f, whose reference the queue takes over */
 
 ngx_int_t
-ngx_chat_out_push(ngx_chat_out_t *out, ngx_chat_frame_t *f, ngx_log_t *log)
+ngx_chat_out_push(ngx_chat_out_t *out, ngx_chat_frame_t *f,
+    ngx_uint_t answer, ngx_log_t *log)
 {
     ngx_chat_out_link_t  *link;
 
@@ -48,9 +50,14 @@ ngx_chat_out_push(ngx_chat_out_t *out, ngx_chat_frame_t *f, ngx_log_t *log)
 
     link->frame = f;
     link->next = NULL;
+    link->answer = answer;
     *out->last = link;
     out->last = &link->next;
     out->bytes += ngx_chat_frame_size(f);
+
+    if (answer) {
+        out->answers += ngx_chat_frame_size(f);
+    }
 
     return NGX_OK;
 }
@@ -167,7 +174,7 @@ ngx_chat_out_flush(ngx_chat_out_t *out, ngx_connection_t *c)
             out->sent = 0;
             out->head = link->next;
 
-            ngx_chat_out_unlink(link);
+            ngx_chat_out_unlink(out, link);
         }
 
         if (out->head == NULL) {
@@ -193,13 +200,15 @@ ngx_chat_out_drop(ngx_chat_out_t *out)
             continue;
         }
 
-        ngx_chat_out_unlink(link);
+        ngx_chat_out_unlink(out, link);
     }
 
     if (out->head && out->sent) {
         out->head->next = NULL;
         out->last = &out->head->next;
         out->bytes = ngx_chat_frame_size(out->head->frame) - out->sent;
+        out->answers = out->head->answer
+                       ? ngx_chat_frame_size(out->head->frame) : 0;
         return;
     }
 
@@ -215,15 +224,19 @@ ngx_chat_out_free(ngx_chat_out_t *out)
     ngx_chat_out_drop(out);
 
     if (out->head) {
-        ngx_chat_out_unlink(out->head);
+        ngx_chat_out_unlink(out, out->head);
         ngx_chat_out_init(out);
     }
 }
 
 
 static void
-ngx_chat_out_unlink(ngx_chat_out_link_t *link)
+ngx_chat_out_unlink(ngx_chat_out_t *out, ngx_chat_out_link_t *link)
 {
+    if (link->answer) {
+        out->answers -= ngx_chat_frame_size(link->frame);
+    }
+
     ngx_chat_frame_unref(link->frame);
 
     link->next = ngx_chat_out_free_links;

@@ -16,7 +16,8 @@
 /*
  * A connection's outgoing frames, each shared with every other connection
  * it goes to: queued by reference, written with one send() or sendmsg()
- * per event loop pass.
+ * per event loop pass.  An answer (to the client's own request) is
+ * counted apart from the events the server sends on its own.
  */
 
 typedef struct ngx_chat_out_link_s  ngx_chat_out_link_t;
@@ -24,6 +25,7 @@ typedef struct ngx_chat_out_link_s  ngx_chat_out_link_t;
 struct ngx_chat_out_link_s {
     ngx_chat_out_link_t        *next;
     ngx_chat_frame_t           *frame;
+    ngx_uint_t                  answer;
 };
 
 
@@ -32,18 +34,19 @@ typedef struct {
     ngx_chat_out_link_t       **last;
     size_t                      sent;         /* of the first frame */
     size_t                      bytes;        /* not yet written */
+    size_t                      answers;      /* of them, in answers */
 } ngx_chat_out_t;
 
 
 #define ngx_chat_out_init(out)                                                \
     (out)->head = NULL; (out)->last = &(out)->head;                           \
-    (out)->sent = 0; (out)->bytes = 0
+    (out)->sent = 0; (out)->bytes = 0; (out)->answers = 0
 
 #define ngx_chat_out_empty(out)  ((out)->head == NULL)
 
 
 ngx_int_t ngx_chat_out_push(ngx_chat_out_t *out, ngx_chat_frame_t *f,
-    ngx_log_t *log);
+    ngx_uint_t answer, ngx_log_t *log);
 ngx_int_t ngx_chat_out_flush(ngx_chat_out_t *out, ngx_connection_t *c);
 void ngx_chat_out_drop(ngx_chat_out_t *out);
 void ngx_chat_out_free(ngx_chat_out_t *out);

@@ -376,7 +376,7 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
         /* joined again: the replay asked for, live messages go on */
 
         for (n = 0, i = 0; i < op->nframes; i++) {
-            if (s->peer.transport->deliver(s->peer.conn, op->frames[i])
+            if (s->peer.transport->reply(s->peer.conn, op->frames[i])
                 == NGX_OK)
             {
                 n++;
@@ -388,7 +388,7 @@ ngx_chat_session_join_done(ngx_chat_store_op_t *op)
     }
 
     for (n = 0, i = 0; i < op->nframes; i++) {
-        if (ngx_chat_hub_send(m, op->frames[i]) == NGX_OK) {
+        if (ngx_chat_hub_send(m, op->frames[i], 1) == NGX_OK) {
             n++;
         }
     }

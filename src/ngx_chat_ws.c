@@ -26,7 +26,8 @@
 
 static void ngx_chat_ws_detach_handler(ngx_event_t *ev);
 static ngx_int_t ngx_chat_ws_detach(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
+static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
+    ngx_uint_t answer);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
 static void ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last);
 static ngx_int_t ngx_chat_ws_data(ngx_chat_ws_t *ws,
@@ -42,6 +43,8 @@ static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_request_cleanup(void *data);
 static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_transport_send(void *conn, ngx_chat_frame_t *f);
+static ngx_int_t ngx_chat_ws_transport_answer(void *conn,
+    ngx_chat_frame_t *f);
 static void ngx_chat_ws_transport_close(void *conn, ngx_uint_t code,
     char *reason);
 static size_t ngx_chat_ws_transport_backlog(void *conn);
@@ -54,11 +57,11 @@ static u_char  ngx_chat_ws_buf[NGX_CHAT_WS_READ];
 static ngx_chat_frame_t  *ngx_chat_ws_ping;
 
 
-/* a session's transport: events and replies are frames alike */
+/* a session's transport */
 
 ngx_chat_transport_t  ngx_chat_ws_transport = {
     ngx_chat_ws_transport_send,
-    ngx_chat_ws_transport_send,
+    ngx_chat_ws_transport_answer,
     ngx_chat_ws_transport_close,
     ngx_chat_ws_transport_backlog
 };
@@ -119,7 +122,7 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
         return NGX_ERROR;
     }
 
-    ngx_chat_ws_queue(ws, f);
+    ngx_chat_ws_queue(ws, f, 1);
 
     /*
      * Small frames, each wanted at once: without this, Nagle holds a frame
@@ -249,21 +252,29 @@ ngx_chat_ws_detach(ngx_chat_ws_t *ws)
 
 
 /*
- * Queues a frame for the connection.  Never closes the connection from
- * here: the caller may be walking a room's member list.
+ * Queues an event the server sends on its own (a room's message, a
+ * presence or typing event).  chat_send_buffer bounds what such events
+ * leave undrained: a client that lets more than that wait is closed with
+ * 1013.  A frame always fits into a queue within the bound, whatever its
+ * size.  Never closes the connection from here: the caller may be
+ * walking a room's member list.
  */
 
 ngx_int_t
 ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
 {
+    size_t  backlog;
+
     if (ws->closing) {
         return NGX_DECLINED;
     }
 
-    if (ws->out.bytes + ngx_chat_frame_size(f) > ws->conf->send_buffer) {
+    backlog = ws->out.bytes - ws->out.answers;
+
+    if (backlog > ws->conf->send_buffer) {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: client is too slow, %uz bytes queued",
-                      ws->out.bytes);
+                      backlog);
 
         ngx_chat_stat_inc(slow_consumers);
 
@@ -273,7 +284,27 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
         return NGX_DECLINED;
     }
 
-    ngx_chat_ws_queue(ws, ngx_chat_frame_ref(f));
+    ngx_chat_ws_queue(ws, ngx_chat_frame_ref(f), 0);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Queues an answer to the client's own request: a reply, a replay, an
+ * echo, a pong.  It is never refused for its size; while answers wait
+ * undrained past chat_send_buffer, the client's next requests wait too
+ * (ngx_chat_ws_paused()), so that it cannot make the queue grow.
+ */
+
+ngx_int_t
+ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
+{
+    if (ws->closing) {
+        return NGX_DECLINED;
+    }
+
+    ngx_chat_ws_queue(ws, ngx_chat_frame_ref(f), 1);
 
     return NGX_OK;
 }
@@ -300,7 +331,7 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
     }
 
     if (f) {
-        ngx_chat_ws_queue(ws, f);
+        ngx_chat_ws_queue(ws, f, 1);
     }
 
     ws->closing = 1;
@@ -312,11 +343,13 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
 
 
 static void
-ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
+ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f, ngx_uint_t answer)
 {
     ngx_event_t  *wev;
 
-    if (ngx_chat_out_push(&ws->out, f, ws->connection->log) != NGX_OK) {
+    if (ngx_chat_out_push(&ws->out, f, answer, ws->connection->log)
+        != NGX_OK)
+    {
         ws->connection->error = 1;
         return;
     }
@@ -334,6 +367,7 @@ ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
 static void
 ngx_chat_ws_read_handler(ngx_event_t *rev)
 {
+    u_char            *early;
     ssize_t            n;
     ngx_uint_t         i;
     ngx_chat_ws_t     *ws;
@@ -357,10 +391,11 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
     }
 
     if (ws->early) {
-        ngx_chat_ws_process(ws, ws->early, ws->early + ws->early_len);
-
-        ngx_free(ws->early);
+        early = ws->early;
         ws->early = NULL;
+
+        ngx_chat_ws_process(ws, early, early + ws->early_len);
+        ngx_free(early);
 
         if (c->error) {
             ngx_chat_ws_finalize(ws);
@@ -369,6 +404,11 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
     }
 
     for (i = 0; i < NGX_CHAT_WS_READS && !ws->closing; i++) {
+
+        if (ngx_chat_ws_paused(ws)) {
+            ws->read_waits = 1;
+            return;
+        }
 
         n = c->recv(c, ngx_chat_ws_buf, NGX_CHAT_WS_READ);
 
@@ -409,6 +449,11 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 }
 
 
+/*
+ * Handles what was read; when the client's answers wait undrained, the
+ * rest is kept, and read again once they have gone out.
+ */
+
 static void
 ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last)
 {
@@ -416,6 +461,20 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last)
     ngx_chat_frame_event_t  ev;
 
     while (!ws->closing) {
+
+        if (ngx_chat_ws_paused(ws) && p < last) {
+            ws->early = ngx_alloc(last - p, ws->connection->log);
+
+            if (ws->early == NULL) {
+                ws->connection->error = 1;
+                return;
+            }
+
+            ws->early_len = last - p;
+            ngx_memcpy(ws->early, p, ws->early_len);
+            ws->read_waits = 1;
+            return;
+        }
 
         rc = ngx_chat_frame_parse(&ws->parser, &p, last, &ev);
 
@@ -517,7 +576,7 @@ ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_chat_frame_event_t *ev)
             return;
         }
 
-        (void) ngx_chat_ws_send(ws, f);
+        (void) ngx_chat_ws_answer(ws, f);
         ngx_chat_frame_unref(f);
         return;
 
@@ -620,6 +679,11 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
         c->error = 1;
         ngx_chat_ws_finalize(ws);
         return;
+    }
+
+    if (ws->read_waits && !ngx_chat_ws_paused(ws) && !ws->closing) {
+        ws->read_waits = 0;
+        ngx_post_event(c->read, &ngx_posted_events);
     }
 
     if (!ngx_chat_out_empty(&ws->out)) {
@@ -770,6 +834,13 @@ ngx_chat_ws_transport_send(void *conn, ngx_chat_frame_t *f)
 }
 
 
+static ngx_int_t
+ngx_chat_ws_transport_answer(void *conn, ngx_chat_frame_t *f)
+{
+    return ngx_chat_ws_answer(conn, f);
+}
+
+
 static void
 ngx_chat_ws_transport_close(void *conn, ngx_uint_t code, char *reason)
 {
@@ -782,5 +853,5 @@ ngx_chat_ws_transport_backlog(void *conn)
 {
     ngx_chat_ws_t *ws = conn;
 
-    return ws->out.bytes;
+    return ws->out.bytes - ws->out.answers;
 }

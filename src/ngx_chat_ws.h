@@ -41,6 +41,7 @@ struct ngx_chat_ws_s {
 
     ngx_msec_t                  last_read;
 
+    unsigned                    read_waits:1; /* for answers to drain */
     unsigned                    closing:1;    /* close frame queued */
     unsigned                    shut:1;       /* writes shut down */
     unsigned                    ping_sent:1;
@@ -53,10 +54,16 @@ struct ngx_chat_ws_s {
 extern ngx_chat_transport_t  ngx_chat_ws_transport;
 
 
+/* the client's answers wait undrained: its next requests wait too */
+#define ngx_chat_ws_paused(ws)                                                \
+    ((ws)->out.answers > (ws)->conf->send_buffer)
+
+
 ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf);
 ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
 ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
+ngx_int_t ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
 void ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason);
 
 
