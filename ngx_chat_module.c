@@ -128,6 +128,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, history_cache),
       &ngx_chat_history_bounds },
 
+    { ngx_string("chat_memory_rooms"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, memory_rooms),
+      &ngx_chat_positive },
+
     { ngx_string("chat_presence_events_max"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -247,6 +254,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
 
     cmcf->history_cache = NGX_CONF_UNSET_UINT;
     cmcf->presence_events_max = NGX_CONF_UNSET_UINT;
+    cmcf->memory_rooms = NGX_CONF_UNSET_UINT;
     cmcf->postgres_pool = NGX_CONF_UNSET_UINT;
 
     return cmcf;
@@ -262,6 +270,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(cmcf->history_cache, 1000);
     ngx_conf_init_uint_value(cmcf->presence_events_max, 1000);
+    ngx_conf_init_uint_value(cmcf->memory_rooms, 1000);
     ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
 
     if (cmcf->postgres.len && cmcf->redis == NULL) {

@@ -45,6 +45,7 @@ typedef struct {
     ngx_uint_t                  postgres_pool;
     ngx_uint_t                  history_cache;
     ngx_uint_t                  presence_events_max;
+    ngx_uint_t                  memory_rooms;
     ngx_msec_t                  registry_ttl; /* http's chat_presence_ttl */
     ngx_str_t                   key_prefix;
     ngx_uint_t                  endpoints;

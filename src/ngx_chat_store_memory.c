@@ -26,9 +26,17 @@ typedef struct {
 } ngx_chat_memory_user_t;
 
 
-/* the last chat_history_cache message frames of a room */
+/*
+ * The last chat_history_cache message frames of a room.  A room with
+ * messages and no member is kept for whoever joins next, at most
+ * chat_memory_rooms of them: the one left longest ago goes first, its
+ * history and its seq with it.
+ */
 
 typedef struct {
+    ngx_queue_t                 idle;         /* rooms without members */
+    ngx_chat_room_t            *room;
+    unsigned                    is_idle:1;
     ngx_chat_frame_t          **frames;
     ngx_uint_t                  size;
     ngx_uint_t                  n;
@@ -58,6 +66,8 @@ static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
     uint64_t to);
 static ngx_int_t ngx_chat_memory_push(ngx_chat_room_t *room,
     ngx_chat_frame_t *f);
+static void ngx_chat_memory_idle(ngx_chat_memory_ring_t *ring);
+static void ngx_chat_memory_evict(void);
 
 
 ngx_chat_store_t  ngx_chat_store_memory = {
@@ -81,6 +91,9 @@ static ngx_uint_t         ngx_chat_memory_presence_max;
 static ngx_log_t         *ngx_chat_memory_log;
 static ngx_rbtree_t       ngx_chat_memory_users;
 static ngx_rbtree_node_t  ngx_chat_memory_users_sentinel;
+static ngx_queue_t        ngx_chat_memory_idle_rooms;
+static ngx_uint_t         ngx_chat_memory_rooms;
+static ngx_uint_t         ngx_chat_memory_rooms_max;
 
 
 static ngx_int_t
@@ -96,6 +109,9 @@ ngx_chat_memory_init_process(ngx_cycle_t *cycle)
 
     ngx_rbtree_init(&ngx_chat_memory_users, &ngx_chat_memory_users_sentinel,
                     ngx_str_rbtree_insert_value);
+
+    ngx_queue_init(&ngx_chat_memory_idle_rooms);
+    ngx_chat_memory_rooms_max = cmcf->memory_rooms;
 
     return NGX_OK;
 }
@@ -117,10 +133,15 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
 
     room = op->room;
     op->seq = room->seq;
+    ring = room->store;
+
+    if (ring && ring->is_idle) {
+        ngx_queue_remove(&ring->idle);
+        ring->is_idle = 0;
+    }
 
     if (op->has_since && op->since < room->seq) {
         since = op->since;
-        ring = room->store;
 
         /* messages older than the ring are gone */
 
@@ -139,6 +160,11 @@ static void
 ngx_chat_memory_leave(ngx_chat_room_t *room)
 {
     /* a room with messages keeps them for whoever joins next */
+
+    if (room->store) {
+        ngx_chat_memory_idle(room->store);
+        return;
+    }
 
     ngx_chat_hub_release(room);
 }
@@ -436,7 +462,14 @@ ngx_chat_memory_push(ngx_chat_room_t *room, ngx_chat_frame_t *f)
             return NGX_ERROR;
         }
 
+        ring->room = room;
         room->store = ring;
+        ngx_chat_memory_rooms++;
+
+        if (room->nmembers == 0) {
+            /* a publish into a room nobody here is in */
+            ngx_chat_memory_idle(ring);
+        }
     }
 
     if (ring->n == ring->size && ring->size < ngx_chat_memory_cache) {
@@ -475,4 +508,56 @@ ngx_chat_memory_push(ngx_chat_room_t *room, ngx_chat_frame_t *f)
     ring->n++;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_chat_memory_idle(ngx_chat_memory_ring_t *ring)
+{
+    if (!ring->is_idle) {
+        ngx_queue_insert_tail(&ngx_chat_memory_idle_rooms, &ring->idle);
+        ring->is_idle = 1;
+    }
+
+    ngx_chat_memory_evict();
+}
+
+
+/* over chat_memory_rooms: the rooms without members left longest ago go */
+
+static void
+ngx_chat_memory_evict(void)
+{
+    ngx_uint_t               i;
+    ngx_queue_t             *q;
+    ngx_chat_room_t         *room;
+    ngx_chat_memory_ring_t  *ring;
+
+    while (ngx_chat_memory_rooms > ngx_chat_memory_rooms_max
+           && !ngx_queue_empty(&ngx_chat_memory_idle_rooms))
+    {
+        q = ngx_queue_head(&ngx_chat_memory_idle_rooms);
+        ngx_queue_remove(q);
+
+        ring = ngx_queue_data(q, ngx_chat_memory_ring_t, idle);
+        room = ring->room;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_memory_log, 0,
+                       "chat: room \"%V\": forgotten, chat_memory_rooms "
+                       "reached", &room->node.str);
+
+        for (i = 0; i < ring->n; i++) {
+            ngx_chat_frame_unref(ring->frames[(ring->head + i) % ring->size]);
+        }
+
+        if (ring->frames) {
+            ngx_free(ring->frames);
+        }
+
+        ngx_free(ring);
+        ngx_chat_memory_rooms--;
+
+        room->store = NULL;
+        ngx_chat_hub_release(room);
+    }
 }
