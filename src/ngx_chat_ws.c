@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_chat_ws.h"
+#include "ngx_chat_ws_close.h"
 #include "ngx_chat_handshake.h"
 #include "ngx_chat_status.h"
 
@@ -21,7 +22,6 @@
 
 #define NGX_CHAT_WS_READ      65536
 #define NGX_CHAT_WS_READS     16
-#define NGX_CHAT_WS_LINGER    2000
 
 
 static void ngx_chat_ws_detach_handler(ngx_event_t *ev);
@@ -37,11 +37,6 @@ static void ngx_chat_ws_control(ngx_chat_ws_t *ws,
 static ngx_msec_t ngx_chat_ws_ping_after(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_timer(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
-static void ngx_chat_ws_shutdown(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_drain_handler(ngx_event_t *rev);
-static void ngx_chat_ws_finalize(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_request_cleanup(void *data);
-static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_transport_send(void *conn, ngx_chat_frame_t *f);
 static ngx_int_t ngx_chat_ws_transport_answer(void *conn,
     ngx_chat_frame_t *f);
@@ -307,38 +302,6 @@ ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
     ngx_chat_ws_queue(ws, ngx_chat_frame_ref(f), 1);
 
     return NGX_OK;
-}
-
-
-void
-ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
-{
-    ngx_chat_frame_t  *f;
-
-    if (ws->closing) {
-        return;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
-                   "chat: close %ui \"%s\"", code, reason);
-
-    if (code == NGX_CHAT_CLOSE_NO_STATUS) {
-        f = ngx_chat_frame_control(NGX_CHAT_OP_CLOSE, NULL, 0,
-                                   ws->connection->log);
-
-    } else {
-        f = ngx_chat_frame_close(code, reason, ws->connection->log);
-    }
-
-    if (f) {
-        ngx_chat_ws_queue(ws, f, 1);
-    }
-
-    ws->closing = 1;
-
-    if (!ws->connection->write->posted) {
-        ngx_post_event(ws->connection->write, &ngx_posted_events);
-    }
 }
 
 
@@ -704,125 +667,6 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
 
     if (ws->closing) {
         ngx_chat_ws_shutdown(ws);
-    }
-}
-
-
-/*
- * Everything queued went out after a close frame: stop writing and read
- * until the client closes too, so that unread input does not turn our
- * close into a reset that could destroy the close frame on its way.
- */
-
-static void
-ngx_chat_ws_shutdown(ngx_chat_ws_t *ws)
-{
-    ngx_connection_t  *c;
-
-    c = ws->connection;
-
-    if (ws->shut) {
-        return;
-    }
-
-    ws->shut = 1;
-
-    if (c->ssl || shutdown(c->fd, SHUT_WR) == -1) {
-        ngx_chat_ws_finalize(ws);
-        return;
-    }
-
-    c->read->handler = ngx_chat_ws_drain_handler;
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    ngx_add_timer(c->read, NGX_CHAT_WS_LINGER);
-
-    ngx_chat_ws_drain_handler(c->read);
-}
-
-
-static void
-ngx_chat_ws_drain_handler(ngx_event_t *rev)
-{
-    ssize_t            n;
-    ngx_chat_ws_t     *ws;
-    ngx_connection_t  *c;
-
-    c = rev->data;
-    ws = c->data;
-
-    if (rev->timedout || c->close) {
-        ngx_chat_ws_finalize(ws);
-        return;
-    }
-
-    do {
-        n = c->recv(c, ngx_chat_ws_buf, NGX_CHAT_WS_READ);
-
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_chat_ws_finalize(ws);
-            return;
-        }
-
-    } while (n > 0);
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_chat_ws_finalize(ws);
-    }
-}
-
-
-static void
-ngx_chat_ws_finalize(ngx_chat_ws_t *ws)
-{
-    ngx_connection_t  *c;
-
-    c = ws->connection;
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "chat: finalize websocket");
-
-    c->log->action = "closing websocket";
-
-    ngx_chat_ws_cleanup(ws);
-    ngx_http_close_connection(c);
-}
-
-
-static void
-ngx_chat_ws_request_cleanup(void *data)
-{
-    ngx_chat_ws_t *ws = data;
-
-    /* the request went before the upgrade was complete */
-
-    if (ws->request) {
-        ngx_chat_ws_cleanup(ws);
-    }
-}
-
-
-static void
-ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
-{
-    if (ws->on_cleanup) {
-        ws->on_cleanup(ws);
-        ws->on_cleanup = NULL;
-    }
-
-    ngx_chat_out_free(&ws->out);
-
-    if (ws->msg) {
-        ngx_free(ws->msg);
-        ws->msg = NULL;
-    }
-
-    if (ws->early) {
-        ngx_free(ws->early);
-        ws->early = NULL;
     }
 }
 

@@ -64,7 +64,6 @@ ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
 ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
 ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
 ngx_int_t ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
-void ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason);
 
 
 #endif /* _NGX_CHAT_WS_H_INCLUDED_ */
