@@ -21,20 +21,27 @@ sub rss_kb {
     return 0;
 }
 
-# one message in each room, the writer leaving each
+# one message in each room, the writer leaving each; in batches, read as
+# they go, so that the writer's own 4 KB messages never wait undrained
+# past chat_send_buffer (it would be a slow consumer)
 sub visit {
     my ($ws, @rooms) = @_;
-    for my $room (@rooms) {
-        $ws->send_json({ op => 'join', room => $room, id => "j$room" });
-        $ws->send_json({ op => 'send', room => $room, id => "s$room",
-                         text => "in $room " . ('z' x 4000) });
-        $ws->send_json({ op => 'leave', room => $room, id => "l$room" });
-    }
     my $ok = 0;
-    for my $room (@rooms) {
-        my $a = $ws->wait_for(id => "s$room", timeout => 10);
-        my $l = $ws->wait_for(id => "l$room", timeout => 10);
-        $ok++ if $a && $a->{type} eq 'ack' && $l && $l->{type} eq 'left';
+    while (my @batch = splice @rooms, 0, 50) {
+        for my $room (@batch) {
+            $ws->send_json({ op => 'join', room => $room, id => "j$room" });
+            $ws->send_json({ op => 'send', room => $room, id => "s$room",
+                             text => "in $room " . ('z' x 4000) });
+            $ws->send_json({ op => 'leave', room => $room,
+                             id => "l$room" });
+        }
+        for my $room (@batch) {
+            my $a = $ws->wait_for(id => "s$room", timeout => 10);
+            my $l = $ws->wait_for(id => "l$room", timeout => 10);
+            $ok++ if $a && $a->{type} eq 'ack'
+                && $l && $l->{type} eq 'left';
+        }
+        $ws->drain(timeout => 0);
     }
     return $ok;
 }
@@ -84,8 +91,12 @@ sub visit {
         for 2 .. 4;
     is($ok, 1500, '1500 rooms more, 4 KB each');
     my $grew = rss_kb($pid) - $base;
-    cmp_ok($grew, '<', 3 * 1024,
-           "the worker grew by $grew KB past 1000 rooms (not 6 MB)");
+    SKIP: {
+        # ASan's quarantine keeps what is freed
+        skip 'memory under ASan', 1 if $ENV{CHAT_ASAN};
+        cmp_ok($grew, '<', 3 * 1024,
+               "the worker grew by $grew KB past 1000 rooms (not 6 MB)");
+    }
     my $r = ChatTest::WS->chat($n->port, user => 'r');
     my $j = $r->call({ op => 'join', room => 'r1', since => 0 });
     is($j && $j->{seq}, 0, 'the default keeps 1000: the first room is gone');
