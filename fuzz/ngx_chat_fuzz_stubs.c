@@ -71,3 +71,10 @@ ngx_sprintf(u_char *buf, const char *fmt, ...)
 
     return buf;
 }
+
+
+void ngx_cdecl
+ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
+    const char *fmt, ...)
+{
+}

@@ -9,6 +9,7 @@
 #include "ngx_chat_decode.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_utf8.h"
+#include "ngx_chat_rooms.h"
 
 
 /*
@@ -183,7 +184,7 @@ ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
 
     if (o->room) {
         if (ngx_chat_decode_string(json, "room", &req->room) != NGX_OK
-            || !ngx_chat_decode_room_valid(&req->room))
+            || !ngx_chat_rooms_name(req->room.data, req->room.len))
         {
             return ngx_chat_decode_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
                                           "\"room\" must be 1 to 128 of "
@@ -352,33 +353,6 @@ ngx_chat_decode_free(ngx_chat_request_t *req)
 }
 
 
-ngx_uint_t
-ngx_chat_decode_room_valid(ngx_str_t *room)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (room->len == 0 || room->len > NGX_CHAT_ROOM_MAX) {
-        return 0;
-    }
-
-    for (i = 0; i < room->len; i++) {
-        c = room->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9')
-            || c == '_' || c == '.' || c == ':' || c == '@' || c == '-')
-        {
-            continue;
-        }
-
-        return 0;
-    }
-
-    return 1;
-}
-
-
 /*
  * A user id as chat_user gives it: NGX_DECLINED when empty, NGX_ERROR
  * when over NGX_CHAT_USER_MAX bytes, not UTF-8, or holding a control
@@ -456,7 +430,7 @@ ngx_chat_decode_stored_json(ngx_str_t *room, u_char *data, size_t len,
         && t.len == ngx_strlen(type)
         && ngx_strncmp(t.data, type, t.len) == 0
         && ngx_chat_decode_string(json, "room", name) == NGX_OK
-        && ngx_chat_decode_room_valid(name)
+        && ngx_chat_rooms_name(name->data, name->len)
         && (room == NULL
             || (name->len == room->len
                 && ngx_strncmp(name->data, room->data, room->len) == 0)))

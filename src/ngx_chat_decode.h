@@ -16,7 +16,6 @@
 ngx_int_t ngx_chat_decode_request(u_char *data, size_t len,
     ngx_chat_request_t *req, ngx_uint_t op);
 void ngx_chat_decode_free(ngx_chat_request_t *req);
-ngx_uint_t ngx_chat_decode_room_valid(ngx_str_t *room);
 ngx_int_t ngx_chat_decode_user(ngx_str_t *user);
 
 cJSON *ngx_chat_decode_message(ngx_str_t *room, u_char *data, size_t len,

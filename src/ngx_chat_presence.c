@@ -8,7 +8,7 @@
 #include <ngx_core.h>
 #include "ngx_chat_presence.h"
 #include "ngx_chat_cmd.h"
-#include "ngx_chat_decode.h"
+#include "ngx_chat_rooms.h"
 #include "ngx_chat_worker.h"
 
 
@@ -365,7 +365,7 @@ ngx_chat_presence_claimed(redisAsyncContext *ac, void *r, void *privdata)
         room.data = (u_char *) e->str;
         room.len = e->len;
 
-        if (!ngx_chat_decode_room_valid(&room)) {
+        if (!ngx_chat_rooms_name(room.data, room.len)) {
             continue;
         }
 
