@@ -457,7 +457,8 @@ ngx_chat_metrics_prometheus(ngx_http_request_t *r,
     ngx_chat_status_field_t   *f;
     ngx_chat_status_series_t  *s;
 
-    len = 4096 + snap->nseries * 16 * (64 + NGX_ATOMIC_T_LEN);
+    len = 4096 + snap->nseries * (NGX_CHAT_STATUS_NFIELDS + 8)
+                 * (96 + NGX_ATOMIC_T_LEN);
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -472,7 +473,10 @@ ngx_chat_metrics_prometheus(ngx_http_request_t *r,
                           "\"} 1\n") - 1);
 
     for (f = ngx_chat_status_fields; f->name; f++) {
-        p = ngx_chat_metrics_family(p, f->metric, f->type, f->help);
+
+        if (f->help) {
+            p = ngx_chat_metrics_family(p, f->metric, f->type, f->help);
+        }
 
         for (n = 0; n < snap->nseries; n++) {
             s = &snap->series[n];
@@ -481,7 +485,8 @@ ngx_chat_metrics_prometheus(ngx_http_request_t *r,
                 continue;
             }
 
-            p = ngx_sprintf(p, "%s{worker=\"%ui\"} %uA\n", f->metric, n,
+            p = ngx_sprintf(p, "%s{worker=\"%ui\"%s%s} %uA\n", f->metric, n,
+                            f->label ? "," : "", f->label ? f->label : "",
                             ngx_chat_status_value(&s->counters, f));
         }
     }

@@ -279,6 +279,7 @@ ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
                 return;
             }
 
+            ngx_chat_stat_inc(rate_limited);
             ngx_chat_session_error(s, NGX_CHAT_ERR_RATE_LIMITED,
                                    "chat_rate exceeded", &req->id);
             return;

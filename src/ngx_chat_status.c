@@ -58,27 +58,56 @@ static void ngx_chat_status_timer_handler(ngx_event_t *ev);
 
 ngx_chat_status_field_t  ngx_chat_status_fields[] = {
 
-    { "connections", "ngx_chat_connections", "gauge",
+    { "connections", "ngx_chat_connections", NULL, "gauge",
       "Open WebSocket connections.",
       offsetof(ngx_chat_counters_t, connections), 0 },
 
-    { "rooms", "ngx_chat_rooms", "gauge",
+    { "rooms", "ngx_chat_rooms", NULL, "gauge",
       "Rooms with at least one member on the worker.",
       offsetof(ngx_chat_counters_t, rooms), 0 },
 
-    { "messages_received", "ngx_chat_messages_received_total", "counter",
-      "Messages accepted from clients.",
+    { "messages_received", "ngx_chat_messages_received_total", NULL,
+      "counter", "Messages accepted from clients.",
       offsetof(ngx_chat_counters_t, messages_received), 1 },
 
-    { "messages_delivered", "ngx_chat_messages_delivered_total", "counter",
-      "Message events queued to connections.",
+    { "messages_delivered", "ngx_chat_messages_delivered_total", NULL,
+      "counter", "Message events queued to connections.",
       offsetof(ngx_chat_counters_t, messages_delivered), 1 },
 
-    { "slow_consumers", "ngx_chat_slow_consumers_total", "counter",
+    { "slow_consumers", "ngx_chat_slow_consumers_total", NULL, "counter",
       "Connections closed because their send buffer overflowed.",
       offsetof(ngx_chat_counters_t, slow_consumers), 1 },
 
-    { NULL, NULL, NULL, NULL, 0, 0 }
+    { "rate_limited", "ngx_chat_rate_limited_total", NULL, "counter",
+      "Requests refused with rate_limited.",
+      offsetof(ngx_chat_counters_t, rate_limited), 1 },
+
+    { "forbidden", "ngx_chat_forbidden_total", NULL, "counter",
+      "Joins refused with forbidden.",
+      offsetof(ngx_chat_counters_t, forbidden), 1 },
+
+    { "refused_origin", "ngx_chat_handshakes_refused_total",
+      "cause=\"origin\"", "counter",
+      "Handshakes refused, by cause.",
+      offsetof(ngx_chat_counters_t, refused_origin), 1 },
+
+    { "refused_token", "ngx_chat_handshakes_refused_total",
+      "cause=\"token\"", "counter", NULL,
+      offsetof(ngx_chat_counters_t, refused_token), 1 },
+
+    { "refused_limit", "ngx_chat_handshakes_refused_total",
+      "cause=\"limit\"", "counter", NULL,
+      offsetof(ngx_chat_counters_t, refused_limit), 1 },
+
+    { "kicks", "ngx_chat_kicks_total", NULL, "counter",
+      "Connections removed from a room by chat_admin.",
+      offsetof(ngx_chat_counters_t, kicks), 1 },
+
+    { "disconnects", "ngx_chat_disconnects_total", NULL, "counter",
+      "Connections closed by chat_admin.",
+      offsetof(ngx_chat_counters_t, disconnects), 1 },
+
+    { NULL, NULL, NULL, NULL, NULL, 0, 0 }
 };
 
 

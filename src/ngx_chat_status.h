@@ -21,6 +21,13 @@ typedef struct {
     ngx_atomic_t                messages_received;
     ngx_atomic_t                messages_delivered;
     ngx_atomic_t                slow_consumers;
+    ngx_atomic_t                rate_limited;
+    ngx_atomic_t                forbidden;
+    ngx_atomic_t                refused_origin;
+    ngx_atomic_t                refused_token;
+    ngx_atomic_t                refused_limit;
+    ngx_atomic_t                kicks;
+    ngx_atomic_t                disconnects;
 } ngx_chat_counters_t;
 
 
@@ -72,9 +79,12 @@ typedef struct {
 } ngx_chat_status_snap_t;
 
 
+/* fields of one Prometheus family follow each other, told by their label */
+
 typedef struct {
     char                       *name;
     char                       *metric;
+    char                       *label;       /* NULL, or name="value" */
     char                       *type;
     char                       *help;
     size_t                      offset;

@@ -11,6 +11,7 @@ my $n = ChatTest->start(server => <<'EOF2');
 location = /chat { chat; chat_user $arg_user; chat_rate 5r/s burst=5; }
 location = /slow { chat; chat_user $arg_user; chat_rate 60r/m burst=1; }
 location = /dflt { chat; chat_user $arg_user; }
+location = /status { chat_status; }
 EOF2
 my $port = $n->port;
 my $frame = \&ChatTest::WS::frame;
@@ -44,6 +45,9 @@ sub burst {
        'refusals are rate_limited');
     my %ids = map { $_->{id} => 1 } @$errs;
     is(scalar keys %ids, scalar @$errs, 'rate_limited errors carry the ids');
+    my (undef, undef, $st) = ChatTest::http_get_json($port, '/status');
+    is($st && $st->{rate_limited}, scalar @$errs,
+       'the status counts them: rate_limited = ' . scalar @$errs);
     is_deeply([ map { $_->{id} } @$acks ], [ map { "a-$_" } 1 .. $na ],
               'the first sends are the accepted ones');
     my @msgs = $ws->collect(n => $na, type => 'message');

@@ -12,7 +12,8 @@ location = /status { chat_status; }
 EOF2
 my $port = $n->port;
 my @FIELDS = qw(connections rooms messages_received messages_delivered
-                slow_consumers);
+                slow_consumers rate_limited forbidden refused_origin
+                refused_token refused_limit kicks disconnects);
 
 # What GET /status says after each phase of the test (the fields named).
 my %AFTER = (
@@ -105,6 +106,10 @@ for my $f (@FIELDS) {
         ngx_chat_messages_received_total  => [ 'counter', 4 ],
         ngx_chat_messages_delivered_total => [ 'counter', 7 ],
         ngx_chat_slow_consumers_total     => [ 'counter', 0 ],
+        ngx_chat_rate_limited_total       => [ 'counter', 0 ],
+        ngx_chat_forbidden_total          => [ 'counter', 0 ],
+        ngx_chat_kicks_total              => [ 'counter', 0 ],
+        ngx_chat_disconnects_total        => [ 'counter', 0 ],
     );
     for my $m (sort keys %metric) {
         my ($type, $v) = @{$metric{$m}};
@@ -121,7 +126,13 @@ for my $f (@FIELDS) {
     unlike($body, qr/ngx_chat_(?:redis|postgres|stream)_/,
            'no link or stream gauges without chat_redis');
     unlike($body, qr/\Q$w->{worker}\E|pid/, 'no pid, no worker id in labels');
-    my @bad = grep { !/^#/ && !/^ngx_chat_\w+\{(?:worker="\d+"|version="[^"]*")\} \d+$/ }
+    for my $cause (qw(origin token limit)) {
+        like($body, qr/^ngx_chat_handshakes_refused_total\{worker="0",cause="$cause"\} 0$/m,
+             "ngx_chat_handshakes_refused_total{cause=\"$cause\"}");
+    }
+    my @n = $body =~ /^# TYPE ngx_chat_handshakes_refused_total counter$/mg;
+    is(scalar @n, 1, 'ngx_chat_handshakes_refused_total: one family');
+    my @bad = grep { !/^#/ && !/^ngx_chat_\w+\{(?:worker="\d+"(?:,cause="\w+")?|version="[^"]*")\} \d+$/ }
               grep { length } split /\n/, $body;
     ok(!@bad, 'every line is a comment or a labelled sample')
         or diag(join "\n", @bad);

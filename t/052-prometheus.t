@@ -38,7 +38,9 @@ my $port = $n->port;
 my %PER_WORKER = map { $_ => 1 } qw(
     ngx_chat_connections ngx_chat_rooms ngx_chat_messages_received_total
     ngx_chat_messages_delivered_total ngx_chat_slow_consumers_total
-    ngx_chat_redis_up ngx_chat_postgres_connections
+    ngx_chat_rate_limited_total ngx_chat_forbidden_total
+    ngx_chat_handshakes_refused_total ngx_chat_kicks_total
+    ngx_chat_disconnects_total ngx_chat_redis_up ngx_chat_postgres_connections
     ngx_chat_postgres_connections_up);
 my %PER_HOST = map { $_ => 1 } qw(
     ngx_chat_stream_backlog ngx_chat_stream_oldest_age_seconds);
