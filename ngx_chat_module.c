@@ -93,6 +93,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_loc_conf_t, user),
       NULL },
 
+    { ngx_string("chat_rooms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, rooms),
+      NULL },
+
     { ngx_string("chat_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_chat_redis,
@@ -321,6 +328,7 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
      */
 
     lcf->user = NGX_CONF_UNSET_PTR;
+    lcf->rooms = NGX_CONF_UNSET_PTR;
     lcf->presence_ttl = NGX_CONF_UNSET_MSEC;
     lcf->ping_interval = NGX_CONF_UNSET_MSEC;
     lcf->idle_timeout = NGX_CONF_UNSET_MSEC;
@@ -342,6 +350,7 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_chat_loc_conf_t *conf = child;
 
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
+    ngx_conf_merge_ptr_value(conf->rooms, prev->rooms, NULL);
     ngx_conf_merge_msec_value(conf->presence_ttl, prev->presence_ttl,
                               NGX_CHAT_PRESENCE_TTL);
     ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,

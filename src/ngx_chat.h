@@ -55,6 +55,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  mode;
     ngx_http_complex_value_t   *user;
+    ngx_http_complex_value_t   *rooms;       /* NULL: every room */
     ngx_msec_t                  presence_ttl;
     ngx_msec_t                  ping_interval;
     ngx_msec_t                  idle_timeout;

@@ -13,6 +13,7 @@
 #include "ngx_chat_decode.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_session.h"
+#include "ngx_chat_rooms.h"
 
 
 /*
@@ -30,7 +31,7 @@ ngx_int_t
 ngx_chat_handler(ngx_http_request_t *r)
 {
     ngx_int_t             rc;
-    ngx_str_t             user;
+    ngx_str_t             user, rooms;
     ngx_chat_ws_t        *ws;
     ngx_chat_session_t   *s;
     ngx_chat_loc_conf_t  *lcf;
@@ -63,12 +64,22 @@ ngx_chat_handler(ngx_http_request_t *r)
         return NGX_HTTP_BAD_REQUEST;
     }
 
+    if (lcf->rooms) {
+        if (ngx_http_complex_value(r, lcf->rooms, &rooms) != NGX_OK
+            || !ngx_chat_rooms_check(&rooms, r->connection->log))
+        {
+            r->keepalive = 0;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     ws = ngx_chat_ws_create(r, lcf);
     if (ws == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     s = ngx_chat_session_create(r->connection->pool, &user,
+                                lcf->rooms ? &rooms : NULL,
                                 r->connection->number, lcf,
                                 &ngx_chat_ws_transport,
                                 &ngx_chat_encode_codec, ws,

@@ -12,6 +12,7 @@
 #include "ngx_chat_hub.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
+#include "ngx_chat_rooms.h"
 
 
 /*
@@ -37,6 +38,7 @@ struct ngx_chat_session_s {
     ngx_chat_peer_t             peer;         /* user, transport */
     ngx_chat_codec_t           *codec;
     ngx_chat_loc_conf_t        *conf;
+    ngx_str_t                  *allowed;      /* NULL: every room */
     ngx_log_t                  *log;
     ngx_atomic_uint_t           number;       /* nginx's connection number */
 
@@ -159,19 +161,36 @@ static ngx_chat_session_op_t  ngx_chat_session_ops[] = {
 /* what outlives the request lives on the connection's pool */
 
 ngx_chat_session_t *
-ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user,
+ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *rooms,
     ngx_atomic_uint_t number, ngx_chat_loc_conf_t *conf,
     ngx_chat_transport_t *transport, ngx_chat_codec_t *codec, void *conn,
     ngx_log_t *log)
 {
+    size_t               size;
     ngx_chat_session_t  *s;
 
-    s = ngx_pcalloc(pool, sizeof(ngx_chat_session_t) + user->len);
+    size = sizeof(ngx_chat_session_t) + user->len;
+
+    if (rooms) {
+        size += sizeof(ngx_str_t) + rooms->len;
+    }
+
+    s = ngx_pcalloc(pool, size);
     if (s == NULL) {
         return NULL;
     }
 
-    s->peer.user.data = (u_char *) (s + 1);
+    if (rooms) {
+        s->allowed = (ngx_str_t *) (s + 1);
+        s->allowed->data = (u_char *) (s->allowed + 1);
+        s->allowed->len = rooms->len;
+        ngx_memcpy(s->allowed->data, rooms->data, rooms->len);
+        s->peer.user.data = s->allowed->data + rooms->len;
+
+    } else {
+        s->peer.user.data = (u_char *) (s + 1);
+    }
+
     s->peer.user.len = user->len;
     ngx_memcpy(s->peer.user.data, user->data, user->len);
     s->peer.transport = transport;
@@ -305,6 +324,17 @@ ngx_chat_session_join(ngx_chat_session_t *s, ngx_chat_request_t *req,
         room = m->room;
 
     } else {
+        if (s->allowed && !ngx_chat_rooms_allow(s->allowed, &req->room)) {
+            ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                          "chat: join of \"%V\" forbidden by chat_rooms",
+                          &req->room);
+
+            ngx_chat_stat_inc(forbidden);
+            ngx_chat_session_error(s, NGX_CHAT_ERR_FORBIDDEN,
+                                   "not allowed in this room", &req->id);
+            return;
+        }
+
         if (s->nrooms >= s->conf->max_rooms) {
             ngx_chat_session_error(s, NGX_CHAT_ERR_TOO_MANY_ROOMS,
                                    "chat_max_rooms reached", &req->id);
