@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 #include "ngx_chat_handshake.h"
+#include "ngx_chat_status.h"
 
 
 /* the WebSocket opening handshake, RFC 6455 section 4.2 */
@@ -20,6 +21,8 @@ static ngx_int_t ngx_chat_handshake_test(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf);
 static ngx_int_t ngx_chat_handshake_upgrade(ngx_http_request_t *r,
     char *name, char *value);
+static ngx_uint_t ngx_chat_handshake_origin(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf, ngx_str_t *value);
 static ngx_table_elt_t *ngx_chat_handshake_header(ngx_http_request_t *r,
     char *name);
 static ngx_uint_t ngx_chat_handshake_has(ngx_http_request_t *r, char *name,
@@ -50,8 +53,7 @@ static ngx_int_t
 ngx_chat_handshake_test(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 {
     u_char            buf[32];
-    ngx_str_t         key, dec, *origin;
-    ngx_uint_t        i;
+    ngx_str_t         key, dec;
     ngx_table_elt_t  *h;
 
     if (r->method != NGX_HTTP_GET) {
@@ -87,28 +89,72 @@ ngx_chat_handshake_test(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    if (lcf->origins) {
-        h = ngx_chat_handshake_header(r, "Origin");
+    h = ngx_chat_handshake_header(r, "Origin");
 
-        if (h) {
-            origin = lcf->origins->elts;
+    if (h && !ngx_chat_handshake_origin(r, lcf, &h->value)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: handshake from origin \"%V\" refused",
+                      &h->value);
 
-            for (i = 0; i < lcf->origins->nelts; i++) {
-                if (origin[i].len == h->value.len
-                    && ngx_strncasecmp(origin[i].data, h->value.data,
-                                       h->value.len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (i == lcf->origins->nelts) {
-                return NGX_HTTP_FORBIDDEN;
-            }
-        }
+        ngx_chat_stat_inc(refused_origin);
+        return NGX_HTTP_FORBIDDEN;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A browser's page may open a WebSocket to any site, and the browser
+ * sends that site's cookies along: unless chat_allowed_origins says
+ * otherwise, only a page of this site itself, the Origin's host and port
+ * being the request's Host, may.
+ */
+
+static ngx_uint_t
+ngx_chat_handshake_origin(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
+    ngx_str_t *value)
+{
+    u_char      *p, *last;
+    ngx_str_t   *origin, *host;
+    ngx_uint_t   i;
+
+    if (lcf->origins) {
+        origin = lcf->origins->elts;
+
+        for (i = 0; i < lcf->origins->nelts; i++) {
+
+            if (origin[i].len == 1 && origin[i].data[0] == '*') {
+                return 1;
+            }
+
+            if (origin[i].len == value->len
+                && ngx_strncasecmp(origin[i].data, value->data, value->len)
+                   == 0)
+            {
+                return 1;
+            }
+        }
+
+        return 0;
+    }
+
+    if (r->headers_in.host == NULL) {
+        return 0;
+    }
+
+    host = &r->headers_in.host->value;
+    last = value->data + value->len;
+
+    p = ngx_strlcasestrn(value->data, last, (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return 0;
+    }
+
+    p += 3;
+
+    return (size_t) (last - p) == host->len
+           && ngx_strncasecmp(p, host->data, host->len) == 0;
 }
 
 

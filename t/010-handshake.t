@@ -16,6 +16,8 @@ location = /chat_o {
 location = /chat_h { chat; chat_user $http_x_user; }
 location = /echo { chat_echo; }
 location = /echo_o { chat_echo; chat_allowed_origins https://good.example; }
+location = /chat_any { chat; chat_user $arg_user; chat_allowed_origins *; }
+location = /status { chat_status; }
 EOF2
 my $port = $n->port;
 
@@ -110,8 +112,29 @@ my @CASES = (
          'https://good.example', 'HTTPS://GOOD.EXAMPLE',
          'http://other.example:8080', 'http://Other.Example:8080'),
     [ 'no Origin header -> allowed', { path => '/chat_o?user=a' }, 101 ],
-    [ 'no chat_allowed_origins: any origin allowed',
-      { origin => 'https://anything.example' }, 101 ],
+    # without chat_allowed_origins: a page of this site only, the
+    # Origin's host and port being the Host's (the harness sends
+    # "Host: localhost")
+    (map { [ "no chat_allowed_origins: $_->[0] -> $_->[2]",
+             { origin => $_->[1], %{$_->[3] || {}} }, $_->[2] ] }
+         [ "another site's origin", 'https://anything.example', 403 ],
+         [ 'the same host', 'http://localhost', 101 ],
+         [ 'the same host, https, upper case', 'HTTPS://LocalHost', 101 ],
+         [ 'the same host, another port', 'http://localhost:8080', 403 ],
+         [ 'the same host and port', 'https://chat.example:8443', 101,
+           { h(Host => 'chat.example:8443') } ],
+         [ 'the same host, not the port', 'https://chat.example', 403,
+           { h(Host => 'chat.example:8443') } ],
+         [ 'a longer host', 'http://localhost.evil.example', 403 ],
+         [ 'a host ending the same', 'http://evil-localhost', 403 ],
+         [ 'origin with a path', 'http://localhost/', 403 ],
+         [ 'origin without a scheme', 'localhost', 403 ],
+         [ 'origin null', 'null', 403 ]),
+    [ 'chat_allowed_origins *: any origin -> 101',
+      { path => '/chat_any?user=a', origin => 'https://anything.example' },
+      101 ],
+    [ 'chat_echo, no chat_allowed_origins: another site -> 403',
+      { path => '/echo', origin => 'https://anything.example' }, 403 ],
 
     # 6. user
     [ 'no user -> 401', { path => '/chat' }, 401 ],
@@ -169,6 +192,15 @@ for my $case (@CASES) {
             is($h->{$k}, $want, "$name: $k: $want");
         }
     }
+}
+
+{
+    my $refused = grep { $_->[2] == 403 } @CASES;
+    my (undef, undef, $st) = ChatTest::http_get_json($port, '/status');
+    is($st && $st->{refused_origin}, $refused,
+       "the status counts the $refused origins refused");
+    like($n->error_log, qr/\[info\].*chat: handshake from origin "null" refused/,
+         'a refused origin is logged at info');
 }
 
 # a refused upgrade answers "Connection: close" and closes: a client that
