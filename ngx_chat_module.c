@@ -23,6 +23,8 @@
 #include "ngx_chat_pg.h"
 #include "ngx_chat_writer.h"
 #include "ngx_chat_publish.h"
+#include "ngx_chat_admin.h"
+#include "ngx_chat_session.h"
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
@@ -80,6 +82,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_publish"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -426,6 +435,11 @@ ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = ngx_chat_metrics_handler;
         break;
 
+    case sizeof("chat_admin") - 1:
+        lcf->mode = NGX_CHAT_MODE_ADMIN;
+        clcf->handler = ngx_chat_admin_handler;
+        break;
+
     default: /* chat_publish */
         lcf->mode = NGX_CHAT_MODE_PUBLISH;
         clcf->handler = ngx_chat_publish_handler;
@@ -629,6 +643,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 
     ngx_chat_store = cmcf->redis ? &ngx_chat_store_redis
                                  : &ngx_chat_store_memory;
+    ngx_chat_store_command = ngx_chat_session_command;
 
     if (ngx_chat_store_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;

@@ -20,6 +20,7 @@
 #define NGX_CHAT_MODE_ECHO        2
 #define NGX_CHAT_MODE_STATUS      3
 #define NGX_CHAT_MODE_PUBLISH     4
+#define NGX_CHAT_MODE_ADMIN       5
 
 #define NGX_CHAT_ROOM_MAX         128
 #define NGX_CHAT_USER_MAX         256

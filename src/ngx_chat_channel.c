@@ -10,6 +10,7 @@
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_decode.h"
+#include "ngx_chat_command.h"
 
 
 /*
@@ -121,13 +122,23 @@ ngx_chat_channel_seed(ngx_str_t *room, uint64_t seq, redisCallbackFn *fn,
 }
 
 
-/* (re)connected: subscribe again to every room that has members here */
+/*
+ * (re)connected: subscribe to the control channel, and again to every
+ * room that has members here
+ */
 
 static void
 ngx_chat_channel_ready_handler(ngx_chat_redis_t *rd)
 {
     ngx_queue_t         *q, *next;
+    ngx_chat_cmd_t       cmd;
     ngx_chat_channel_t  *rr;
+
+    ngx_chat_cmd_start(&cmd, "SUBSCRIBE");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_CONTROL, NULL, NULL, NULL);
+
+    (void) ngx_chat_cmd_send(&cmd, &ngx_chat_channel_link,
+                             ngx_chat_channel_reply, NULL);
 
     if (ngx_chat_channel_on_ready) {
         ngx_chat_channel_on_ready(rd);
@@ -282,6 +293,18 @@ ngx_chat_channel_reply(redisAsyncContext *ac, void *r, void *privdata)
     kind.len = reply->element[0]->len;
     channel.data = (u_char *) reply->element[1]->str;
     channel.len = reply->element[1]->len;
+
+    if (ngx_chat_cmd_control(&channel)) {
+
+        if (kind.len == 7 && ngx_strncmp(kind.data, "message", 7) == 0
+            && reply->element[2]->type == REDIS_REPLY_STRING)
+        {
+            ngx_chat_command_arrived((u_char *) reply->element[2]->str,
+                                     reply->element[2]->len);
+        }
+
+        return;
+    }
 
     if (ngx_chat_cmd_room(&channel, &name) != NGX_OK) {
         return;

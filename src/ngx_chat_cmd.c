@@ -66,7 +66,9 @@ static char  *ngx_chat_cmd_keys[] = {
     "%V:presence:conns:%V",
     "%V:workers",
     "%V:worker:%V:rooms",
-    "%V:stream"
+    "%V:stream",
+    "%V:{%V}:ban:%V",
+    "%V:control"
 };
 
 
@@ -282,7 +284,7 @@ ngx_chat_cmd_key(ngx_chat_cmd_t *cmd, ngx_uint_t key, ngx_str_t *a,
         return;
     }
 
-    ngx_chat_cmd_fmt(cmd, ngx_chat_cmd_keys[key], &ngx_chat_cmd_prefix, a);
+    ngx_chat_cmd_fmt(cmd, ngx_chat_cmd_keys[key], &ngx_chat_cmd_prefix, a, b);
 }
 
 
@@ -451,6 +453,22 @@ ngx_chat_cmd_room(ngx_str_t *channel, ngx_str_t *room)
     room->len = channel->len - n - 3;
 
     return NGX_OK;
+}
+
+
+/* "prefix:control": the channel of the application's commands */
+
+ngx_uint_t
+ngx_chat_cmd_control(ngx_str_t *channel)
+{
+    size_t  n;
+
+    n = ngx_chat_cmd_prefix.len;
+
+    return channel->len == n + sizeof(":control") - 1
+           && ngx_strncmp(channel->data, ngx_chat_cmd_prefix.data, n) == 0
+           && ngx_strncmp(channel->data + n, ":control",
+                          sizeof(":control") - 1) == 0;
 }
 
 

@@ -34,6 +34,8 @@
 #define NGX_CHAT_KEY_WORKERS       8   /* chat:workers */
 #define NGX_CHAT_KEY_WORKER_ROOMS  9   /* chat:worker:W:rooms */
 #define NGX_CHAT_KEY_STREAM        10  /* chat:stream */
+#define NGX_CHAT_KEY_BAN           11  /* chat:{R}:ban:U (R, U) */
+#define NGX_CHAT_KEY_CONTROL       12  /* chat:control, a channel */
 
 #define NGX_CHAT_CMD_ARGS          16
 #define NGX_CHAT_CMD_BUF           1024
@@ -85,6 +87,7 @@ ngx_int_t ngx_chat_cmd_send(ngx_chat_cmd_t *cmd, ngx_chat_redis_t *rd,
 
 ngx_int_t ngx_chat_cmd_flush(void);
 ngx_int_t ngx_chat_cmd_room(ngx_str_t *channel, ngx_str_t *room);
+ngx_uint_t ngx_chat_cmd_control(ngx_str_t *channel);
 ngx_int_t ngx_chat_cmd_uint(redisReply *reply, uint64_t *n);
 
 

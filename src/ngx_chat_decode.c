@@ -27,7 +27,7 @@ typedef struct {
 
 static cJSON *ngx_chat_decode_json(u_char *data, size_t len, char **reason);
 static ngx_int_t ngx_chat_decode_fields(ngx_chat_request_t *req,
-    ngx_uint_t op);
+    ngx_chat_decode_op_t *ops, ngx_uint_t op);
 static cJSON *ngx_chat_decode_stored_json(ngx_str_t *room, u_char *data,
     size_t len, char *type, ngx_str_t *name);
 static ngx_int_t ngx_chat_decode_string(cJSON *json, char *name,
@@ -46,6 +46,17 @@ static ngx_chat_decode_op_t  ngx_chat_decode_ops[] = {
     { ngx_string("online"), NGX_CHAT_REQ_ONLINE, 0 },
     { ngx_string("heartbeat"), NGX_CHAT_REQ_HEARTBEAT, 0 },
     { ngx_string("typing"), NGX_CHAT_REQ_TYPING, 1 },
+    { ngx_null_string, 0, 0 }
+};
+
+
+/* what the application asks of chat_admin, and of every worker */
+
+static ngx_chat_decode_op_t  ngx_chat_decode_commands[] = {
+    { ngx_string("kick"), NGX_CHAT_REQ_KICK, 1 },
+    { ngx_string("disconnect"), NGX_CHAT_REQ_DISCONNECT, 0 },
+    { ngx_string("presence"), NGX_CHAT_REQ_PRESENCE, 1 },
+    { ngx_string("online"), NGX_CHAT_REQ_ONLINE, 0 },
     { ngx_null_string, 0, 0 }
 };
 
@@ -74,7 +85,25 @@ ngx_chat_decode_request(u_char *data, size_t len, ngx_chat_request_t *req,
         return NGX_DECLINED;
     }
 
-    return ngx_chat_decode_fields(req, op);
+    return ngx_chat_decode_fields(req, ngx_chat_decode_ops, op);
+}
+
+
+/* a chat_admin command, or one that came through the control channel */
+
+ngx_int_t
+ngx_chat_decode_command(u_char *data, size_t len, ngx_chat_request_t *req)
+{
+    ngx_memzero(req, sizeof(ngx_chat_request_t));
+
+    req->json = ngx_chat_decode_json(data, len, &req->reason);
+
+    if (req->json == NULL) {
+        req->error = NGX_CHAT_ERR_BAD_REQUEST;
+        return NGX_DECLINED;
+    }
+
+    return ngx_chat_decode_fields(req, ngx_chat_decode_commands, 0);
 }
 
 
@@ -137,7 +166,8 @@ ngx_chat_decode_json(u_char *data, size_t len, char **reason)
 
 
 static ngx_int_t
-ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
+ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_chat_decode_op_t *ops,
+    ngx_uint_t op)
 {
     cJSON                 *json, *item;
     uint64_t               limit;
@@ -158,7 +188,7 @@ ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
     req->id = id;
 
     if (op) {
-        for (o = ngx_chat_decode_ops; o->op != op; o++) { /* void */ }
+        for (o = ops; o->op != op; o++) { /* void */ }
 
     } else {
         if (ngx_chat_decode_string(json, "op", &name) != NGX_OK) {
@@ -166,7 +196,7 @@ ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
                                           "\"op\" must be a string");
         }
 
-        for (o = ngx_chat_decode_ops; o->name.len; o++) {
+        for (o = ops; o->name.len; o++) {
             if (o->name.len == name.len
                 && ngx_strncmp(o->name.data, name.data, name.len) == 0)
             {
@@ -264,6 +294,28 @@ ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_uint_t op)
                                               "\"users\" must hold "
                                               "non-empty strings");
             }
+        }
+
+        break;
+
+    case NGX_CHAT_REQ_KICK:
+        if (ngx_chat_decode_uint(json, "ban", &req->ban) == NGX_ERROR
+            || req->ban > NGX_CHAT_BAN_MAX)
+        {
+            return ngx_chat_decode_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"ban\" must be 0 to 315360000 "
+                                          "seconds");
+        }
+
+        /* fall through */
+
+    case NGX_CHAT_REQ_DISCONNECT:
+        if (ngx_chat_decode_string(json, "user", &req->user) != NGX_OK
+            || ngx_chat_decode_user(&req->user) != NGX_OK)
+        {
+            return ngx_chat_decode_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"user\" must be a valid user "
+                                          "id");
         }
 
         break;

@@ -15,6 +15,8 @@
 
 ngx_int_t ngx_chat_decode_request(u_char *data, size_t len,
     ngx_chat_request_t *req, ngx_uint_t op);
+ngx_int_t ngx_chat_decode_command(u_char *data, size_t len,
+    ngx_chat_request_t *req);
 void ngx_chat_decode_free(ngx_chat_request_t *req);
 ngx_int_t ngx_chat_decode_user(ngx_str_t *user);
 

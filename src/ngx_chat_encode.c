@@ -135,15 +135,21 @@ ngx_chat_encode_joined(ngx_str_t *room, uint64_t seq, ngx_uint_t truncated,
 }
 
 
+/* reason: NULL for a leave the client asked for, "kicked" */
+
 ngx_chat_frame_t *
-ngx_chat_encode_left(ngx_str_t *room, ngx_str_t *id, ngx_log_t *log)
+ngx_chat_encode_left(ngx_str_t *room, ngx_str_t *id, char *reason,
+    ngx_log_t *log)
 {
     u_char            *p;
+    size_t             len;
     ngx_chat_frame_t  *f;
+
+    len = reason ? sizeof(",\"reason\":\"\"") - 1 + ngx_strlen(reason) : 0;
 
     f = ngx_chat_frame_alloc(sizeof("{\"type\":\"left\",\"room\":}") - 1
                              + ngx_chat_json_str_len(room)
-                             + ngx_chat_encode_id_len(id), log);
+                             + ngx_chat_encode_id_len(id) + len, log);
     if (f == NULL) {
         return NULL;
     }
@@ -152,6 +158,11 @@ ngx_chat_encode_left(ngx_str_t *room, ngx_str_t *id, ngx_log_t *log)
                    sizeof("{\"type\":\"left\",\"room\":") - 1);
     p = ngx_chat_json_str(p, room);
     p = ngx_chat_encode_id(p, id);
+
+    if (reason) {
+        p = ngx_sprintf(p, ",\"reason\":\"%s\"", reason);
+    }
+
     *p++ = '}';
 
     return ngx_chat_encode_seal(f, p);
@@ -425,6 +436,37 @@ ngx_chat_encode_heartbeat(ngx_str_t *id, ngx_log_t *log)
 
     p = ngx_cpymem(f->payload, "{\"type\":\"heartbeat\"",
                    sizeof("{\"type\":\"heartbeat\"") - 1);
+    p = ngx_chat_encode_id(p, id);
+    *p++ = '}';
+
+    return ngx_chat_encode_seal(f, p);
+}
+
+
+/* chat_admin's answer to a command; connections: -1 if not counted */
+
+ngx_chat_frame_t *
+ngx_chat_encode_done(char *op, ngx_int_t connections, ngx_str_t *id,
+    ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_chat_frame_t  *f;
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"done\",\"op\":\"\"") - 1
+                             + ngx_strlen(op)
+                             + sizeof(",\"connections\":}") - 1
+                             + NGX_INT_T_LEN + ngx_chat_encode_id_len(id),
+                             log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(f->payload, "{\"type\":\"done\",\"op\":\"%s\"", op);
+
+    if (connections >= 0) {
+        p = ngx_sprintf(p, ",\"connections\":%i", connections);
+    }
+
     p = ngx_chat_encode_id(p, id);
     *p++ = '}';
 

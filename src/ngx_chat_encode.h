@@ -27,7 +27,7 @@ ngx_chat_frame_t *ngx_chat_encode_welcome(ngx_str_t *user,
 ngx_chat_frame_t *ngx_chat_encode_joined(ngx_str_t *room, uint64_t seq,
     ngx_uint_t truncated, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_left(ngx_str_t *room, ngx_str_t *id,
-    ngx_log_t *log);
+    char *reason, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_ack(ngx_str_t *room, uint64_t seq,
     ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_message(ngx_chat_msg_t *msg,
@@ -44,6 +44,8 @@ ngx_chat_frame_t *ngx_chat_encode_presence(ngx_str_t *room,
 ngx_chat_frame_t *ngx_chat_encode_history(ngx_str_t *room,
     ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_heartbeat(ngx_str_t *id, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_encode_done(char *op, ngx_int_t connections,
+    ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_error(ngx_uint_t code, char *message,
     ngx_str_t *id, ngx_log_t *log);
 

@@ -18,6 +18,9 @@
  * answer a JSON object, the error object for an error.
  */
 
+static void ngx_chat_http_op_cleanup(void *data);
+
+
 static ngx_uint_t  ngx_chat_http_statuses[] = {
     NGX_HTTP_OK,
     NGX_HTTP_BAD_REQUEST,                  /* bad_request */
@@ -178,6 +181,79 @@ ngx_chat_http_failed(ngx_http_request_t *r)
               ngx_chat_http_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   NGX_CHAT_ERR_INTERNAL, "internal error",
                                   NULL));
+}
+
+
+/*
+ * A store operation for the request, which waits for it: the store may
+ * answer at once, or after the request has gone.  NULL: the request has
+ * been answered.
+ */
+
+ngx_chat_store_op_t *
+ngx_chat_http_op(ngx_http_request_t *r, ngx_chat_room_t *room,
+    ngx_chat_request_t *req, ngx_chat_store_done_pt done)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_chat_store_op_t  *op;
+
+    op = ngx_chat_store_op(room, req, r->connection->log);
+    cln = op ? ngx_pool_cleanup_add(r->pool, 0) : NULL;
+
+    if (cln == NULL) {
+        if (op) {
+            ngx_chat_store_op_done(op);
+
+        } else if (room) {
+            ngx_chat_hub_release(room);
+        }
+
+        ngx_chat_http_failed(r);
+        return NULL;
+    }
+
+    cln->handler = ngx_chat_http_op_cleanup;
+    cln->data = op;
+
+    op->data = r;
+    op->done = done;
+
+    r->main->count++;
+
+    return op;
+}
+
+
+/* the store has answered: the request, which no longer waits */
+
+ngx_http_request_t *
+ngx_chat_http_op_request(ngx_chat_store_op_t *op)
+{
+    ngx_http_request_t  *r;
+    ngx_pool_cleanup_t  *cln;
+
+    r = op->data;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_chat_http_op_cleanup && cln->data == op) {
+            cln->data = NULL;
+        }
+    }
+
+    return r;
+}
+
+
+/* the request went away first: the store finishes without telling it */
+
+static void
+ngx_chat_http_op_cleanup(void *data)
+{
+    ngx_chat_store_op_t *op = data;
+
+    if (op) {
+        op->data = NULL;
+    }
 }
 
 

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 #include "ngx_chat.h"
 #include "ngx_chat_frame.h"
+#include "ngx_chat_store.h"
 
 
 ngx_int_t ngx_chat_http_post(ngx_http_request_t *r, size_t max,
@@ -20,6 +21,10 @@ ngx_int_t ngx_chat_http_post(ngx_http_request_t *r, size_t max,
 ngx_int_t ngx_chat_http_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
 void ngx_chat_http_failed(ngx_http_request_t *r);
+ngx_chat_store_op_t *ngx_chat_http_op(ngx_http_request_t *r,
+    ngx_chat_room_t *room, ngx_chat_request_t *req,
+    ngx_chat_store_done_pt done);
+ngx_http_request_t *ngx_chat_http_op_request(ngx_chat_store_op_t *op);
 ngx_uint_t ngx_chat_http_status(ngx_uint_t code);
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_uint_t code, char *message, ngx_str_t *id);

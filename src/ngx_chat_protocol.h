@@ -29,6 +29,8 @@
 #define NGX_CHAT_REQ_ONLINE       6
 #define NGX_CHAT_REQ_HEARTBEAT    7
 #define NGX_CHAT_REQ_TYPING       8
+#define NGX_CHAT_REQ_KICK         9   /* chat_admin's */
+#define NGX_CHAT_REQ_DISCONNECT   10
 
 #define NGX_CHAT_ERR_NONE            0
 #define NGX_CHAT_ERR_BAD_REQUEST     1
@@ -44,6 +46,7 @@
 #define NGX_CHAT_HISTORY_MAX      100
 #define NGX_CHAT_ONLINE_MAX       100
 #define NGX_CHAT_MSG_ID_LEN       36
+#define NGX_CHAT_BAN_MAX          315360000   /* seconds: ten years */
 
 
 typedef struct {
@@ -55,6 +58,8 @@ typedef struct {
     uint64_t            before;
     ngx_uint_t          limit;
     cJSON              *users;
+    ngx_str_t           user;       /* kick, disconnect */
+    uint64_t            ban;        /* kick: seconds */
     unsigned            has_since:1;
     unsigned            has_before:1;
 
@@ -88,7 +93,7 @@ typedef struct {
                                         ngx_uint_t truncated, ngx_str_t *id,
                                         ngx_log_t *log);
     ngx_chat_frame_t         *(*left)(ngx_str_t *room, ngx_str_t *id,
-                                      ngx_log_t *log);
+                                      char *reason, ngx_log_t *log);
     ngx_chat_frame_t         *(*ack)(ngx_str_t *room, uint64_t seq,
                                      ngx_str_t *id, ngx_log_t *log);
     ngx_chat_frame_t         *(*history)(ngx_str_t *room,

@@ -23,7 +23,6 @@
 
 static void ngx_chat_publish_body(ngx_http_request_t *r);
 static void ngx_chat_publish_done(ngx_chat_store_op_t *op);
-static void ngx_chat_publish_cleanup(void *data);
 
 
 ngx_int_t
@@ -45,7 +44,6 @@ ngx_chat_publish_body(ngx_http_request_t *r)
     ngx_str_t              user, body;
     ngx_chat_msg_t         msg;
     ngx_chat_room_t       *room;
-    ngx_pool_cleanup_t    *cln;
     ngx_chat_request_t     req;
     ngx_chat_loc_conf_t   *lcf;
     ngx_chat_store_op_t   *op;
@@ -88,36 +86,21 @@ ngx_chat_publish_body(ngx_http_request_t *r)
     }
 
     room = ngx_chat_hub_room(&req.room, r->connection->log);
-    op = room ? ngx_chat_store_op(room, &req, r->connection->log) : NULL;
-    cln = op ? ngx_pool_cleanup_add(r->pool, 0) : NULL;
+    op = room ? ngx_chat_http_op(r, room, &req, ngx_chat_publish_done) : NULL;
 
-    if (cln == NULL) {
-        if (op) {
-            ngx_chat_store_op_done(op);
-
-        } else if (room) {
-            ngx_chat_hub_release(room);
+    if (op == NULL) {
+        if (room == NULL) {
+            ngx_chat_http_failed(r);
         }
 
         ngx_chat_decode_free(&req);
-        ngx_chat_http_failed(r);
         return;
     }
-
-    cln->handler = ngx_chat_publish_cleanup;
-    cln->data = op;
-
-    op->data = r;
-    op->done = ngx_chat_publish_done;
 
     ngx_memzero(&msg, sizeof(ngx_chat_msg_t));
     msg.room = room->node.str;
     msg.user = user;
     msg.text = req.text;
-
-    /* the request waits for the store, which may answer right away */
-
-    r->main->count++;
 
     ngx_chat_store->publish(op, &msg);
 
@@ -131,15 +114,8 @@ static void
 ngx_chat_publish_done(ngx_chat_store_op_t *op)
 {
     ngx_http_request_t  *r;
-    ngx_pool_cleanup_t  *cln;
 
-    r = op->data;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_chat_publish_cleanup && cln->data == op) {
-            cln->data = NULL;
-        }
-    }
+    r = ngx_chat_http_op_request(op);
 
     if (op->error) {
         ngx_http_finalize_request(r,
@@ -156,17 +132,3 @@ ngx_chat_publish_done(ngx_chat_store_op_t *op)
                   ngx_chat_encode_ack(&op->room->node.str, op->seq,
                                       &op->id, r->connection->log)));
 }
-
-
-/* the request went away first: the store finishes without telling it */
-
-static void
-ngx_chat_publish_cleanup(void *data)
-{
-    ngx_chat_store_op_t *op = data;
-
-    if (op) {
-        op->data = NULL;
-    }
-}
-

@@ -42,8 +42,11 @@ ngx_chat_replay_join(ngx_chat_store_op_t *op)
 
     room = &op->room->node.str;
 
-    ngx_chat_cmd_start(&cmd, "GET");
+    /* and whether the user is banned from the room */
+
+    ngx_chat_cmd_start(&cmd, "MGET");
     ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_SEQ, room, NULL, NULL);
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_BAN, room, &op->user, NULL);
 
     if (ngx_chat_cmd_send(&cmd, NULL, ngx_chat_replay_seq, op) != NGX_OK) {
         ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
@@ -83,8 +86,22 @@ ngx_chat_replay_seq(redisAsyncContext *ac, void *r, void *privdata)
 
     redisReply  *reply = r;
 
-    if (reply == NULL || ngx_chat_cmd_uint(reply, &op->seq) != NGX_OK) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
         op->error = NGX_CHAT_ERR_UNAVAILABLE;
+        reply = NULL;
+
+    } else if (reply->element[1]->type != REDIS_REPLY_NIL) {
+        op->error = NGX_CHAT_ERR_FORBIDDEN;
+        reply = NULL;
+
+    } else {
+        reply = reply->element[0];
+
+        if (ngx_chat_cmd_uint(reply, &op->seq) != NGX_OK) {
+            op->error = NGX_CHAT_ERR_UNAVAILABLE;
+        }
     }
 
     /* gone from Redis: Postgres knows the last seq */

@@ -140,6 +140,10 @@ ngx_chat_request_join(ngx_chat_session_t *s, ngx_chat_request_t *req,
         s->nrooms++;
     }
 
+    /* the store refuses a user banned from the room */
+
+    req->user = s->peer.user;
+
     op = ngx_chat_request_op(s, room, req, ngx_chat_request_join_done);
     if (op == NULL) {
         return;
@@ -169,10 +173,22 @@ ngx_chat_request_join_done(ngx_chat_store_op_t *op)
         return;
     }
 
-    if (op->error) {
+    if (op->error == NGX_CHAT_ERR_FORBIDDEN) {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat: join of \"%V\" forbidden: banned",
+                      &op->room->node.str);
+
+        ngx_chat_stat_inc(forbidden);
+        ngx_chat_request_error(s, op->error, "banned from this room",
+                               &op->id);
+
+    } else if (op->error) {
         ngx_chat_request_error(s, op->error,
                                ngx_chat_request_ops[NGX_CHAT_REQ_JOIN].failed,
                                &op->id);
+    }
+
+    if (op->error) {
 
         if (!m->ready) {
             ngx_chat_request_part(s, m);
@@ -227,7 +243,24 @@ ngx_chat_request_leave(ngx_chat_session_t *s, ngx_chat_request_t *req,
 {
     ngx_chat_request_part(s, m);
 
-    ngx_chat_request_reply(s, s->codec->left(&req->room, &req->id, s->log));
+    ngx_chat_request_reply(s, s->codec->left(&req->room, &req->id, NULL,
+                                             s->log));
+}
+
+
+/* the application took the client out of the room: chat_admin's kick */
+
+void
+ngx_chat_request_kicked(ngx_chat_session_t *s, ngx_chat_member_t *m)
+{
+    ngx_str_t  room;
+
+    room = m->room->node.str;
+
+    /* the name is the room's, which the part may free */
+
+    ngx_chat_request_reply(s, s->codec->left(&room, NULL, "kicked", s->log));
+    ngx_chat_request_part(s, m);
 }
 
 

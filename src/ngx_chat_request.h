@@ -23,6 +23,7 @@
  */
 
 struct ngx_chat_session_s {
+    ngx_rbtree_node_t           node;         /* the worker's, by user */
     ngx_chat_peer_t             peer;         /* user, transport */
     ngx_chat_codec_t           *codec;
     ngx_chat_loc_conf_t        *conf;
@@ -78,6 +79,7 @@ extern ngx_chat_request_op_t  ngx_chat_request_ops[];
 ngx_chat_member_t *ngx_chat_request_member(ngx_chat_session_t *s,
     ngx_str_t *room);
 void ngx_chat_request_part(ngx_chat_session_t *s, ngx_chat_member_t *m);
+void ngx_chat_request_kicked(ngx_chat_session_t *s, ngx_chat_member_t *m);
 void ngx_chat_request_reply(ngx_chat_session_t *s, ngx_chat_frame_t *f);
 void ngx_chat_request_error(ngx_chat_session_t *s, ngx_uint_t code,
     char *message, ngx_str_t *id);

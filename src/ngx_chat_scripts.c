@@ -18,6 +18,13 @@ static u_char  ngx_chat_script_claim[] =
     "redis.call('DEL', KEYS[2])\n"
     "return rooms\n";
 
+static u_char  ngx_chat_script_kick[] =
+    "if ARGV[3] ~= '0' then\n"
+    "  redis.call('SET', KEYS[1], 1, 'EX', ARGV[3])\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[4])\n"
+    "return tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or 0)\n";
+
 static u_char  ngx_chat_script_registry[] =
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
@@ -179,6 +186,7 @@ static u_char  ngx_chat_script_user_seen[] =
 
 ngx_str_t  ngx_chat_scripts[] = {
     ngx_string(ngx_chat_script_claim),
+    ngx_string(ngx_chat_script_kick),
     ngx_string(ngx_chat_script_registry),
     ngx_string(ngx_chat_script_room_join),
     ngx_string(ngx_chat_script_room_leave),

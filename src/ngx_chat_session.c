@@ -24,9 +24,25 @@
 #define NGX_CHAT_SESSION_REFUSALS  10
 
 
+#define ngx_chat_session_of(n)                                               \
+    ((ngx_chat_session_t *) ((u_char *) (n)                                  \
+                             - offsetof(ngx_chat_session_t, node)))
+
+
+static ngx_chat_session_t *ngx_chat_session_first(ngx_str_t *user);
+static ngx_chat_session_t *ngx_chat_session_next(ngx_chat_session_t *s);
+static ngx_int_t ngx_chat_session_cmp(ngx_rbtree_key_t key, ngx_str_t *user,
+    ngx_chat_session_t *s);
+static void ngx_chat_session_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_uint_t ngx_chat_session_allow(ngx_chat_session_t *s);
 static void ngx_chat_session_presence_key(ngx_chat_session_t *s,
     ngx_uint_t event);
+
+
+/* the worker's sessions by user, for what the application asks of them */
+static ngx_rbtree_t       ngx_chat_session_users;
+static ngx_rbtree_node_t  ngx_chat_session_sentinel;
 
 
 /* what outlives the request lives on the connection's pool */
@@ -86,6 +102,14 @@ ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *rooms,
 void
 ngx_chat_session_start(ngx_chat_session_t *s)
 {
+    if (ngx_chat_session_users.root == NULL) {
+        ngx_rbtree_init(&ngx_chat_session_users, &ngx_chat_session_sentinel,
+                        ngx_chat_session_insert);
+    }
+
+    s->node.key = ngx_crc32_short(s->peer.user.data, s->peer.user.len);
+    ngx_rbtree_insert(&ngx_chat_session_users, &s->node);
+
     ngx_chat_stat_inc(connections);
 
     s->presence = ngx_current_msec;
@@ -117,7 +141,169 @@ ngx_chat_session_close(ngx_chat_session_t *s)
 
     ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_DISCONNECT);
 
+    ngx_rbtree_delete(&ngx_chat_session_users, &s->node);
+
     ngx_chat_stat_dec(connections);
+}
+
+
+/* a command of the application has reached this worker */
+
+ngx_uint_t
+ngx_chat_session_command(ngx_uint_t op, ngx_str_t *user, ngx_str_t *room)
+{
+    if (op == NGX_CHAT_REQ_KICK) {
+        return ngx_chat_session_kick(user, room);
+    }
+
+    return ngx_chat_session_disconnect(user);
+}
+
+
+/* every connection of the user on this worker leaves the room */
+
+ngx_uint_t
+ngx_chat_session_kick(ngx_str_t *user, ngx_str_t *room)
+{
+    ngx_uint_t           n;
+    ngx_chat_member_t   *m;
+    ngx_chat_session_t  *s;
+
+    n = 0;
+
+    for (s = ngx_chat_session_first(user); s; s = ngx_chat_session_next(s)) {
+        m = ngx_chat_request_member(s, room);
+
+        if (m) {
+            ngx_chat_request_kicked(s, m);
+            ngx_chat_stat_inc(kicks);
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/* every connection of the user on this worker is closed */
+
+ngx_uint_t
+ngx_chat_session_disconnect(ngx_str_t *user)
+{
+    ngx_uint_t           n;
+    ngx_chat_session_t  *s;
+
+    n = 0;
+
+    /* a transport's close only starts the close: the sessions stay */
+
+    for (s = ngx_chat_session_first(user); s; s = ngx_chat_session_next(s)) {
+        s->peer.transport->close(s->peer.conn, NGX_CHAT_CLOSE_POLICY,
+                                 "disconnected");
+        ngx_chat_stat_inc(disconnects);
+        n++;
+    }
+
+    return n;
+}
+
+
+/* the user's first session in the tree: equal ones follow it in order */
+
+static ngx_chat_session_t *
+ngx_chat_session_first(ngx_str_t *user)
+{
+    ngx_int_t           rc;
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel, *found;
+
+    if (ngx_chat_session_users.root == NULL) {
+        return NULL;
+    }
+
+    key = ngx_crc32_short(user->data, user->len);
+    node = ngx_chat_session_users.root;
+    sentinel = ngx_chat_session_users.sentinel;
+    found = NULL;
+
+    while (node != sentinel) {
+        rc = ngx_chat_session_cmp(key, user, ngx_chat_session_of(node));
+
+        if (rc == 0) {
+            found = node;
+        }
+
+        node = (rc <= 0) ? node->left : node->right;
+    }
+
+    return found ? ngx_chat_session_of(found) : NULL;
+}
+
+
+static ngx_chat_session_t *
+ngx_chat_session_next(ngx_chat_session_t *s)
+{
+    ngx_rbtree_node_t  *next;
+
+    next = ngx_rbtree_next(&ngx_chat_session_users, &s->node);
+
+    if (next == NULL
+        || ngx_chat_session_cmp(s->node.key, &s->peer.user,
+                                ngx_chat_session_of(next))
+           != 0)
+    {
+        return NULL;
+    }
+
+    return ngx_chat_session_of(next);
+}
+
+
+static ngx_int_t
+ngx_chat_session_cmp(ngx_rbtree_key_t key, ngx_str_t *user,
+    ngx_chat_session_t *s)
+{
+    if (key != s->node.key) {
+        return (key < s->node.key) ? -1 : 1;
+    }
+
+    if (user->len != s->peer.user.len) {
+        return (user->len < s->peer.user.len) ? -1 : 1;
+    }
+
+    return ngx_memcmp(user->data, s->peer.user.data, user->len);
+}
+
+
+/* equal ones go right, so that they stay together, oldest first */
+
+static void
+ngx_chat_session_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_str_t           *user;
+    ngx_rbtree_node_t  **p;
+
+    user = &ngx_chat_session_of(node)->peer.user;
+
+    for ( ;; ) {
+
+        p = (ngx_chat_session_cmp(node->key, user, ngx_chat_session_of(temp))
+             < 0)
+            ? &temp->left : &temp->right;
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
 }
 
 

@@ -28,6 +28,10 @@ void ngx_chat_session_start(ngx_chat_session_t *s);
 void ngx_chat_session_request(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
 void ngx_chat_session_close(ngx_chat_session_t *s);
+ngx_uint_t ngx_chat_session_command(ngx_uint_t op, ngx_str_t *user,
+    ngx_str_t *room);
+ngx_uint_t ngx_chat_session_kick(ngx_str_t *user, ngx_str_t *room);
+ngx_uint_t ngx_chat_session_disconnect(ngx_str_t *user);
 
 
 #endif /* _NGX_CHAT_SESSION_H_INCLUDED_ */

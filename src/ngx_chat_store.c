@@ -18,9 +18,12 @@
 
 
 /* the module's choice: ngx_chat_store_memory or ngx_chat_store_redis */
-ngx_chat_store_t  *ngx_chat_store;
+ngx_chat_store_t           *ngx_chat_store;
 
-static uint64_t    ngx_chat_store_rand[2];
+/* the module's: what runs a command of the application on this worker */
+ngx_chat_store_command_pt   ngx_chat_store_command;
+
+static uint64_t             ngx_chat_store_rand[2];
 
 
 ngx_int_t
@@ -62,7 +65,7 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     ngx_uint_t            i;
     ngx_chat_store_op_t  *op;
 
-    size = sizeof(ngx_chat_store_op_t) + req->text.len;
+    size = sizeof(ngx_chat_store_op_t) + req->text.len + req->user.len;
 
     for (u = req->users ? req->users->child : NULL; u; u = u->next) {
         size += sizeof(ngx_str_t) + 1 + ngx_strlen(u->valuestring);
@@ -94,6 +97,7 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     op->before = req->before;
     op->has_before = req->has_before;
     op->limit = req->limit;
+    op->ban = req->ban;
 
     p = (u_char *) (op + 1);
 
@@ -115,8 +119,12 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
     if (req->text.len) {
         op->text.data = p;
         op->text.len = req->text.len;
-        ngx_memcpy(p, req->text.data, req->text.len);
+        p = ngx_cpymem(p, req->text.data, req->text.len);
     }
+
+    op->user.data = p;
+    op->user.len = req->user.len;
+    ngx_memcpy(p, req->user.data, req->user.len);
 
     return op;
 }

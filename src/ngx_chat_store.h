@@ -41,6 +41,8 @@ struct ngx_chat_store_op_s {
     ngx_chat_room_t            *room;         /* held by room->refs */
     ngx_str_t                   id;
     ngx_str_t                   text;         /* send: the message */
+    ngx_str_t                   user;         /* join, kick, disconnect */
+    uint64_t                    ban;          /* kick: seconds */
 
     ngx_str_t                  *users;        /* online: who is asked */
     u_char                     *present;      /* online: the answers */
@@ -55,6 +57,7 @@ struct ngx_chat_store_op_s {
     /* results */
     ngx_uint_t                  error;        /* NGX_CHAT_ERR_* */
     uint64_t                    seq;
+    ngx_uint_t                  count;        /* kick: connections */
     ngx_chat_frame_t          **frames;       /* message events, by seq */
     ngx_uint_t                  nframes;
     unsigned                    frames_owned:1;
@@ -99,7 +102,20 @@ typedef struct {
     /* connection conn of user opened, is alive, or closed */
     void                      (*presence)(ngx_str_t *user, ngx_str_t *conn,
                                           ngx_uint_t event, ngx_msec_t ttl);
+
+    /*
+     * the application's commands, for every worker: op->user's
+     * connections leave op->room, joins of it refused for op->ban
+     * seconds (op->count: the connections in it); or they are closed
+     */
+    void                      (*kick)(ngx_chat_store_op_t *op);
+    void                      (*disconnect)(ngx_chat_store_op_t *op);
 } ngx_chat_store_t;
+
+
+/* a command reaches a worker: NGX_CHAT_REQ_KICK or _DISCONNECT */
+typedef ngx_uint_t (*ngx_chat_store_command_pt)(ngx_uint_t op,
+    ngx_str_t *user, ngx_str_t *room);
 
 
 #define NGX_CHAT_PRESENCE_CONNECT     1
@@ -107,7 +123,8 @@ typedef struct {
 #define NGX_CHAT_PRESENCE_DISCONNECT  3
 
 
-extern ngx_chat_store_t  *ngx_chat_store;
+extern ngx_chat_store_t           *ngx_chat_store;
+extern ngx_chat_store_command_pt   ngx_chat_store_command;
 
 
 ngx_int_t ngx_chat_store_init_process(ngx_cycle_t *cycle);

@@ -10,6 +10,7 @@
 #include "ngx_chat_encode.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_hub.h"
+#include "ngx_chat_bans.h"
 
 
 /*
@@ -61,6 +62,8 @@ static void ngx_chat_memory_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
     ngx_str_t *user);
 static void ngx_chat_memory_presence(ngx_str_t *user, ngx_str_t *conn,
     ngx_uint_t event, ngx_msec_t ttl);
+static void ngx_chat_memory_kick(ngx_chat_store_op_t *op);
+static void ngx_chat_memory_disconnect(ngx_chat_store_op_t *op);
 static ngx_chat_memory_user_t *ngx_chat_memory_user(ngx_str_t *user);
 static void ngx_chat_memory_range(ngx_chat_store_op_t *op, uint64_t from,
     uint64_t to);
@@ -82,7 +85,9 @@ ngx_chat_store_t  ngx_chat_store_memory = {
     ngx_chat_memory_typing,
     ngx_chat_memory_presence_room,
     ngx_chat_memory_members,
-    ngx_chat_memory_presence
+    ngx_chat_memory_presence,
+    ngx_chat_memory_kick,
+    ngx_chat_memory_disconnect
 };
 
 
@@ -132,6 +137,12 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
     ngx_chat_memory_ring_t  *ring;
 
     room = op->room;
+
+    if (ngx_chat_bans_find(&room->node.str, &op->user)) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_FORBIDDEN);
+        return;
+    }
+
     op->seq = room->seq;
     ring = room->store;
 
@@ -151,6 +162,36 @@ ngx_chat_memory_join(ngx_chat_store_op_t *op)
 
         ngx_chat_memory_range(op, since + 1, room->seq);
     }
+
+    ngx_chat_store_op_done(op);
+}
+
+
+/* one worker: the command runs here, and nowhere else */
+
+static void
+ngx_chat_memory_kick(ngx_chat_store_op_t *op)
+{
+    if (op->ban
+        && ngx_chat_bans_add(&op->room->node.str, &op->user, op->ban)
+           != NGX_OK)
+    {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_INTERNAL);
+        return;
+    }
+
+    op->count = ngx_chat_store_command(NGX_CHAT_REQ_KICK, &op->user,
+                                       &op->room->node.str);
+
+    ngx_chat_store_op_done(op);
+}
+
+
+static void
+ngx_chat_memory_disconnect(ngx_chat_store_op_t *op)
+{
+    op->count = ngx_chat_store_command(NGX_CHAT_REQ_DISCONNECT, &op->user,
+                                       NULL);
 
     ngx_chat_store_op_done(op);
 }

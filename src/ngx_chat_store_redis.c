@@ -13,6 +13,7 @@
 #include "ngx_chat_replay.h"
 #include "ngx_chat_seq.h"
 #include "ngx_chat_presence.h"
+#include "ngx_chat_command.h"
 #include "ngx_chat_hub.h"
 #include "ngx_chat_worker.h"
 
@@ -39,6 +40,8 @@ static void ngx_chat_store_redis_online(ngx_chat_store_op_t *op);
 static void ngx_chat_store_redis_typing(ngx_chat_room_t *room,
     ngx_chat_frame_t *f, ngx_str_t *user);
 static void ngx_chat_store_redis_members(ngx_chat_store_op_t *op);
+static void ngx_chat_store_redis_kick(ngx_chat_store_op_t *op);
+static void ngx_chat_store_redis_disconnect(ngx_chat_store_op_t *op);
 static void ngx_chat_store_redis_ready(ngx_chat_redis_t *rd);
 static void ngx_chat_store_redis_hold(ngx_chat_store_op_t *op,
     ngx_chat_store_done_pt next);
@@ -58,7 +61,9 @@ ngx_chat_store_t  ngx_chat_store_redis = {
     ngx_chat_store_redis_typing,
     ngx_chat_presence_room,
     ngx_chat_store_redis_members,
-    ngx_chat_presence_user
+    ngx_chat_presence_user,
+    ngx_chat_store_redis_kick,
+    ngx_chat_store_redis_disconnect
 };
 
 
@@ -192,6 +197,30 @@ ngx_chat_store_redis_members(ngx_chat_store_op_t *op)
     }
 
     ngx_chat_presence_members(op);
+}
+
+
+static void
+ngx_chat_store_redis_kick(ngx_chat_store_op_t *op)
+{
+    if (!ngx_chat_cmd_ready()) {
+        ngx_chat_store_redis_hold(op, ngx_chat_store_redis_kick);
+        return;
+    }
+
+    ngx_chat_command_kick(op);
+}
+
+
+static void
+ngx_chat_store_redis_disconnect(ngx_chat_store_op_t *op)
+{
+    if (!ngx_chat_cmd_ready()) {
+        ngx_chat_store_redis_hold(op, ngx_chat_store_redis_disconnect);
+        return;
+    }
+
+    ngx_chat_command_disconnect(op);
 }
 
 

@@ -599,6 +599,22 @@ sub http_get_json {
     return ($st, $h, $j, $body);
 }
 
+# POSTs $body (a string, or a reference encoded as JSON) to $path:
+# (status, headers, the decoded JSON answer or undef, the raw answer)
+sub http_post_json {
+    my ($port, $path, $body, %o) = @_;
+    $body = json()->encode($body) if ref $body;
+    my $req = ($o{method} // 'POST') . " $path HTTP/1.1\r\n"
+            . "Host: localhost\r\nConnection: close\r\n";
+    for my $k (sort keys %{$o{headers} || {}}) {
+        $req .= "$k: $o{headers}{$k}\r\n";
+    }
+    $req .= "Content-Length: " . length($body) . "\r\n\r\n$body";
+    my ($st, $h, $raw) = http_request($port, $req, %o);
+    my $j = eval { json()->decode($raw) };
+    return ($st, $h, $j, $raw);
+}
+
 sub status {
     my ($self, $path) = @_;
     my ($st, $h, $j, $body) = http_get_json($self->{port}, $path // '/status');
