@@ -57,6 +57,10 @@ static ngx_conf_num_bounds_t  ngx_chat_history_bounds = {
     ngx_conf_check_num_bounds, 0, 100000
 };
 
+static ngx_conf_num_bounds_t  ngx_chat_pending_bounds = {
+    ngx_conf_check_num_bounds, 1, 4096
+};
+
 
 static ngx_command_t  ngx_chat_commands[] = {
 
@@ -204,8 +208,22 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_chat_rate,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_chat_loc_conf_t, send_rate),
       NULL },
+
+    { ngx_string("chat_request_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_chat_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, request_rate),
+      NULL },
+
+    { ngx_string("chat_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, max_pending),
+      &ngx_chat_pending_bounds },
 
     { ngx_string("chat_allowed_origins"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -344,8 +362,11 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     lcf->max_message_size = NGX_CONF_UNSET_SIZE;
     lcf->send_buffer = NGX_CONF_UNSET_SIZE;
     lcf->max_rooms = NGX_CONF_UNSET_UINT;
-    lcf->rate = NGX_CONF_UNSET_UINT;
-    lcf->burst = NGX_CONF_UNSET_UINT;
+    lcf->send_rate.rate = NGX_CONF_UNSET_UINT;
+    lcf->send_rate.burst = NGX_CONF_UNSET_UINT;
+    lcf->request_rate.rate = NGX_CONF_UNSET_UINT;
+    lcf->request_rate.burst = NGX_CONF_UNSET_UINT;
+    lcf->max_pending = NGX_CONF_UNSET_UINT;
     lcf->origins = NGX_CONF_UNSET_PTR;
 
     return lcf;
@@ -370,8 +391,15 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->send_buffer, prev->send_buffer,
                               512 * 1024);
     ngx_conf_merge_uint_value(conf->max_rooms, prev->max_rooms, 100);
-    ngx_conf_merge_uint_value(conf->rate, prev->rate, 20000);
-    ngx_conf_merge_uint_value(conf->burst, prev->burst, 40000);
+    ngx_conf_merge_uint_value(conf->send_rate.rate, prev->send_rate.rate,
+                              20000);
+    ngx_conf_merge_uint_value(conf->send_rate.burst, prev->send_rate.burst,
+                              40000);
+    ngx_conf_merge_uint_value(conf->request_rate.rate,
+                              prev->request_rate.rate, 10000);
+    ngx_conf_merge_uint_value(conf->request_rate.burst,
+                              prev->request_rate.burst, 50000);
+    ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 32);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
 
     if (conf->ping_interval == 0 || conf->idle_timeout == 0) {
@@ -476,13 +504,14 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_loc_conf_t *lcf = conf;
+    size_t            len;
+    ngx_int_t         rate, scale, burst;
+    ngx_str_t        *value;
+    ngx_chat_rate_t  *r;
 
-    size_t      len;
-    ngx_int_t   rate, scale, burst;
-    ngx_str_t  *value;
+    r = (ngx_chat_rate_t *) ((u_char *) conf + cmd->offset);
 
-    if (lcf->rate != NGX_CONF_UNSET_UINT) {
+    if (r->rate != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
@@ -504,11 +533,12 @@ ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     rate = ngx_atoi(value[1].data, len);
-    if (rate <= 0) {
-        return "has an invalid rate: use \"Nr/s\" or \"Nr/m\"";
+    if (rate <= 0 || rate > NGX_CHAT_RATE_MAX) {
+        return "has an invalid rate: use \"Nr/s\" or \"Nr/m\", N from 1 "
+               "to 1000000";
     }
 
-    lcf->rate = rate * 1000 / scale;
+    r->rate = rate * 1000 / scale;
     burst = rate;
 
     if (cf->args->nelts == 3) {
@@ -517,12 +547,12 @@ ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         burst = ngx_atoi(value[2].data + 6, value[2].len - 6);
-        if (burst <= 0) {
-            return "has an invalid burst";
+        if (burst <= 0 || burst > NGX_CHAT_RATE_MAX) {
+            return "has an invalid burst: from 1 to 1000000";
         }
     }
 
-    lcf->burst = burst * 1000;
+    r->burst = burst * 1000;
 
     return NGX_CONF_OK;
 }

@@ -29,6 +29,7 @@
 #define NGX_CHAT_PREFIX_MAX       64
 
 #define NGX_CHAT_PRESENCE_TTL     30000
+#define NGX_CHAT_RATE_MAX         1000000
 
 
 typedef struct ngx_chat_session_s  ngx_chat_session_t;
@@ -53,6 +54,14 @@ typedef struct {
 } ngx_chat_main_conf_t;
 
 
+/* a token bucket's: refilled at rate per 1000 s, holding burst x 1000 */
+
+typedef struct {
+    ngx_uint_t                  rate;
+    ngx_uint_t                  burst;
+} ngx_chat_rate_t;
+
+
 typedef struct {
     ngx_uint_t                  mode;
     ngx_http_complex_value_t   *user;
@@ -63,8 +72,9 @@ typedef struct {
     size_t                      max_message_size;
     size_t                      send_buffer;
     ngx_uint_t                  max_rooms;
-    ngx_uint_t                  rate;        /* requests per 1000 s */
-    ngx_uint_t                  burst;       /* requests, x1000 */
+    ngx_chat_rate_t             send_rate;
+    ngx_chat_rate_t             request_rate; /* every request but send */
+    ngx_uint_t                  max_pending;
     ngx_array_t                *origins;     /* of ngx_str_t */
 } ngx_chat_loc_conf_t;
 

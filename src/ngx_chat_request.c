@@ -64,24 +64,25 @@ ngx_chat_request_op_t  ngx_chat_request_ops[] = {
 
     { NULL, 0, NULL, NULL, NULL },
 
-    { "join", 0,
+    { "join", NGX_CHAT_REQUEST_STORE,
       ngx_chat_request_join, NULL, "join failed" },
 
     { "leave", NGX_CHAT_REQUEST_MEMBER,
       ngx_chat_request_leave, NULL, NULL },
 
-    { "send", NGX_CHAT_REQUEST_MEMBER|NGX_CHAT_REQUEST_RATED,
+    { "send",
+      NGX_CHAT_REQUEST_MEMBER|NGX_CHAT_REQUEST_SEND|NGX_CHAT_REQUEST_STORE,
       ngx_chat_request_send, ngx_chat_request_acked, "message not stored" },
 
-    { "history", NGX_CHAT_REQUEST_MEMBER,
+    { "history", NGX_CHAT_REQUEST_MEMBER|NGX_CHAT_REQUEST_STORE,
       ngx_chat_request_history, ngx_chat_request_messages,
       "history not available" },
 
-    { "presence", NGX_CHAT_REQUEST_MEMBER,
+    { "presence", NGX_CHAT_REQUEST_MEMBER|NGX_CHAT_REQUEST_STORE,
       ngx_chat_request_presence, ngx_chat_request_users,
       "presence not available" },
 
-    { "online", 0,
+    { "online", NGX_CHAT_REQUEST_STORE,
       ngx_chat_request_online, ngx_chat_request_present,
       "presence not available" },
 

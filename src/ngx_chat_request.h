@@ -39,7 +39,8 @@ struct ngx_chat_session_s {
 
     ngx_msec_t                  presence;     /* last refreshed */
 
-    ngx_uint_t                  tokens;       /* x1000 */
+    uint32_t                    tokens;       /* chat_rate's, x1000 */
+    uint32_t                    rtokens;      /* chat_request_rate's */
     ngx_msec_t                  tokens_time;
     ngx_uint_t                  refusals;
 };
@@ -47,8 +48,10 @@ struct ngx_chat_session_s {
 
 /* the request names a room the session must have joined */
 #define NGX_CHAT_REQUEST_MEMBER   1
-/* the request counts against chat_rate */
-#define NGX_CHAT_REQUEST_RATED    2
+/* the request counts against chat_rate, not chat_request_rate */
+#define NGX_CHAT_REQUEST_SEND     2
+/* the request waits for the store: chat_max_pending bounds them */
+#define NGX_CHAT_REQUEST_STORE    4
 
 
 typedef void (*ngx_chat_request_start_pt)(ngx_chat_session_t *s,

@@ -35,7 +35,11 @@ static ngx_int_t ngx_chat_session_cmp(ngx_rbtree_key_t key, ngx_str_t *user,
     ngx_chat_session_t *s);
 static void ngx_chat_session_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_uint_t ngx_chat_session_allow(ngx_chat_session_t *s);
+static ngx_uint_t ngx_chat_session_allow(ngx_chat_session_t *s,
+    ngx_uint_t send);
+static void ngx_chat_session_refill(uint32_t *tokens, ngx_msec_t elapsed,
+    ngx_chat_rate_t *rate);
+static ngx_uint_t ngx_chat_session_pending(ngx_chat_session_t *s);
 static void ngx_chat_session_presence_key(ngx_chat_session_t *s,
     ngx_uint_t event);
 
@@ -87,7 +91,8 @@ ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *rooms,
     s->conf = conf;
     s->log = log;
     s->number = number;
-    s->tokens = conf->burst;
+    s->tokens = (uint32_t) conf->send_rate.burst;
+    s->rtokens = (uint32_t) conf->request_rate.burst;
     s->tokens_time = ngx_current_msec;
     ngx_queue_init(&s->rooms);
     ngx_queue_init(&s->ops);
@@ -343,54 +348,100 @@ ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
         }
     }
 
-    if (o->flags & NGX_CHAT_REQUEST_RATED) {
+    if (!ngx_chat_session_allow(s, o->flags & NGX_CHAT_REQUEST_SEND)) {
 
-        if (!ngx_chat_session_allow(s)) {
-
-            if (++s->refusals > NGX_CHAT_SESSION_REFUSALS) {
-                ngx_log_error(NGX_LOG_INFO, s->log, 0,
-                              "chat: client keeps flooding, closing");
-                s->peer.transport->close(s->peer.conn, NGX_CHAT_CLOSE_POLICY,
-                                         "rate limit");
-                return;
-            }
-
-            ngx_chat_stat_inc(rate_limited);
-            ngx_chat_request_error(s, NGX_CHAT_ERR_RATE_LIMITED,
-                                   "chat_rate exceeded", &req->id);
+        if (++s->refusals > NGX_CHAT_SESSION_REFUSALS) {
+            ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                          "chat: client keeps flooding, closing");
+            s->peer.transport->close(s->peer.conn, NGX_CHAT_CLOSE_POLICY,
+                                     "rate limit");
             return;
         }
 
-        s->refusals = 0;
+        ngx_chat_stat_inc(rate_limited);
+        ngx_chat_request_error(s, NGX_CHAT_ERR_RATE_LIMITED,
+                               (o->flags & NGX_CHAT_REQUEST_SEND)
+                               ? "chat_rate exceeded"
+                               : "chat_request_rate exceeded", &req->id);
+        return;
+    }
+
+    s->refusals = 0;
+
+    /* a slow store does not make a client's requests pile up */
+
+    if ((o->flags & NGX_CHAT_REQUEST_STORE)
+        && ngx_chat_session_pending(s) >= s->conf->max_pending)
+    {
+        ngx_chat_stat_inc(rate_limited);
+        ngx_chat_request_error(s, NGX_CHAT_ERR_RATE_LIMITED,
+                               "too many requests waiting", &req->id);
+        return;
     }
 
     o->start(s, req, m);
 }
 
 
-/* a token bucket: chat_rate refills it, chat_rate's burst is its size */
+/*
+ * Two token buckets, chat_rate's for sends, chat_request_rate's for the
+ * rest, refilled together; each holds at most its burst.
+ */
 
 static ngx_uint_t
-ngx_chat_session_allow(ngx_chat_session_t *s)
+ngx_chat_session_allow(ngx_chat_session_t *s, ngx_uint_t send)
 {
-    ngx_msec_t  elapsed;
+    uint32_t    *tokens;
+    ngx_msec_t   elapsed;
 
     elapsed = ngx_current_msec - s->tokens_time;
     s->tokens_time = ngx_current_msec;
 
-    s->tokens += elapsed * s->conf->rate / 1000;
+    ngx_chat_session_refill(&s->tokens, elapsed, &s->conf->send_rate);
+    ngx_chat_session_refill(&s->rtokens, elapsed, &s->conf->request_rate);
 
-    if (s->tokens > s->conf->burst) {
-        s->tokens = s->conf->burst;
-    }
+    tokens = send ? &s->tokens : &s->rtokens;
 
-    if (s->tokens < 1000) {
+    if (*tokens < 1000) {
         return 0;
     }
 
-    s->tokens -= 1000;
+    *tokens -= 1000;
 
     return 1;
+}
+
+
+static void
+ngx_chat_session_refill(uint32_t *tokens, ngx_msec_t elapsed,
+    ngx_chat_rate_t *rate)
+{
+    uint64_t  n;
+
+    n = *tokens + (uint64_t) elapsed * rate->rate / 1000;
+
+    *tokens = (uint32_t) ngx_min(n, rate->burst);
+}
+
+
+/* the requests waiting for the store, counted up to the bound */
+
+static ngx_uint_t
+ngx_chat_session_pending(ngx_chat_session_t *s)
+{
+    ngx_uint_t    n;
+    ngx_queue_t  *q;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&s->ops);
+         q != ngx_queue_sentinel(&s->ops) && n < s->conf->max_pending;
+         q = ngx_queue_next(q))
+    {
+        n++;
+    }
+
+    return n;
 }
 
 

@@ -11,7 +11,13 @@ use ChatTest qw(enc seqs);
 use Time::HiRes qw(time sleep);
 
 my $LOC = <<'EOF2';
-location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=5000; }
+location = /chat {
+    chat;
+    chat_user $arg_user;
+    chat_rate 1000r/s burst=5000;
+    chat_request_rate 100000r/s burst=100000;
+    chat_max_pending 4096;
+}
 EOF2
 
 sub rss_kb {

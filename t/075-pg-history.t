@@ -20,6 +20,8 @@ location = /chat {
     chat;
     chat_user $arg_user;
     chat_rate 10000r/s burst=10000;
+    chat_request_rate 100000r/s burst=100000;
+    chat_max_pending 4096;
     chat_send_buffer 16m;
 }
 EOF2

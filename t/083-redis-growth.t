@@ -16,7 +16,13 @@ use Time::HiRes qw(time sleep);
 my $CYCLES = 20000;
 my $BATCH = 100;                        # chat_max_rooms
 my $LOC = <<'EOF2';
-location = /chat { chat; chat_user $arg_user; chat_send_buffer 4m; }
+location = /chat {
+    chat;
+    chat_user $arg_user;
+    chat_send_buffer 4m;
+    chat_request_rate 100000r/s burst=100000;
+    chat_max_pending 4096;
+}
 EOF2
 
 my ($r, $pg, $n) = ChatTest::Pg::start_stack(pool => 2, workers => 1,

@@ -14,7 +14,13 @@ use ChatTest::Pg;
 use Time::HiRes qw(time sleep);
 
 my $LOC = <<'EOF2';
-location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
+location = /chat {
+    chat;
+    chat_user $arg_user;
+    chat_rate 1000r/s burst=1000;
+    chat_request_rate 100000r/s burst=100000;
+    chat_max_pending 4096;
+}
 EOF2
 
 my ($r, $pg, $n) = ChatTest::Pg::start_stack(
