@@ -66,7 +66,8 @@ static char  *ngx_chat_cmd_keys[] = {
     "%V:presence:conns:%V",
     "%V:workers",
     "%V:worker:%V:rooms",
-    "%V:stream"
+    "%V:stream",
+    "%V:notify"
 };
 
 

@@ -34,8 +34,9 @@
 #define NGX_CHAT_KEY_WORKERS       8   /* chat:workers */
 #define NGX_CHAT_KEY_WORKER_ROOMS  9   /* chat:worker:W:rooms */
 #define NGX_CHAT_KEY_STREAM        10  /* chat:stream */
+#define NGX_CHAT_KEY_NOTIFY        11  /* chat:notify */
 
-#define NGX_CHAT_CMD_ARGS          16
+#define NGX_CHAT_CMD_ARGS          20  /* a send with chat_notify */
 #define NGX_CHAT_CMD_BUF           1024
 
 
