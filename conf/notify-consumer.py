@@ -45,6 +45,14 @@ import time
 import redis
 
 
+FIELDS = {"room", "seq", "msg_id", "user", "ts", "text"}
+
+
+def is_message(f):
+    return (f and FIELDS <= set(f) and f["seq"].isdigit()
+            and f["ts"].isdigit())
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="ngx_chat notification worker (example)")
@@ -200,8 +208,12 @@ class Worker:
             # an entry trimmed away while it was pending has no fields
             if entry_id is None:
                 continue
-            rcpt = self.members.recipients(f) if f else set()
-            batch.append((entry_id, f, rcpt))
+            if not is_message(f):
+                if f:
+                    log("entry %s is not a message, skipped" % entry_id)
+                batch.append((entry_id, f, set()))
+                continue
+            batch.append((entry_id, f, self.members.recipients(f)))
 
         online = self.online(set().union(*(b[2] for b in batch)))
 
