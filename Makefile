@@ -33,8 +33,10 @@ BUILD_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev gcc make
 RUN_PKGS   = redis-server postgresql
 #   the t/ suite, on top of BUILD and RUN: test-only tools go here
 #   (openssl: t/013-tls.t makes its certificate; prometheus: its promtool
-#   checks the metrics in t/052-prometheus.t)
-TEST_PKGS  = perl openssl prometheus
+#   checks the metrics in t/052-prometheus.t; python3-redis: t/087-notify.t
+#   runs the example consumer conf/notify-consumer.py, which the module
+#   itself never needs, so it is no RUN package)
+TEST_PKGS  = perl openssl prometheus python3-redis
 #   make fuzz, on top of BUILD: libFuzzer
 FUZZ_PKGS  = clang libclang-rt-14-dev
 #   make bench, on top of BUILD, RUN and TEST (bench/run.pl uses t/lib)

@@ -141,6 +141,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, key_prefix),
       NULL },
 
+    { ngx_string("chat_notify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, notify),
+      NULL },
+
+    { ngx_string("chat_notify_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, notify_max),
+      &ngx_chat_positive },
+
     { ngx_string("chat_history_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -290,6 +304,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->presence_events_max = NGX_CONF_UNSET_UINT;
     cmcf->memory_rooms = NGX_CONF_UNSET_UINT;
     cmcf->postgres_pool = NGX_CONF_UNSET_UINT;
+    cmcf->notify = NGX_CONF_UNSET;
+    cmcf->notify_max = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -306,11 +322,20 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->presence_events_max, 1000);
     ngx_conf_init_uint_value(cmcf->memory_rooms, 1000);
     ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
+    ngx_conf_init_value(cmcf->notify, 0);
+    ngx_conf_init_uint_value(cmcf->notify_max, 100000);
 
     if (cmcf->postgres.len && cmcf->redis == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_postgres\" requires \"chat_redis\": "
                            "messages reach Postgres through a Redis stream");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->notify && cmcf->redis == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_notify\" requires \"chat_redis\": "
+                           "the notification stream is a Redis stream");
         return NGX_CONF_ERROR;
     }
 

@@ -5,9 +5,10 @@
 # delivery; a markdown table to bench/results/.
 #
 #   bench/run.pl [--smoke] [--only idle,fanout,...] [--no-nchan]
-#                [--out DIR] [--bin DIR] [--keep]
+#                [--out DIR] [--bin DIR] [--keep] [--notify]
 #
 # --keep leaves each nginx's directory (config, error log) under TMPDIR.
+# --notify runs ngx_chat with chat_notify on (the notification stream).
 #
 # Perl core modules only; servers come from t/lib (ChatTest::Redis,
 # ChatTest::Pg), nginx is started here with the configs below.
@@ -34,9 +35,12 @@ my $no_nchan = 0;
 my $out = "$REPO/bench/results";
 my $bin = "$REPO/build/bench";
 my $keep = 0;
+my $notify = 0;
 GetOptions('smoke' => \$smoke, 'only=s' => \$only, 'keep' => \$keep,
-           'no-nchan' => \$no_nchan, 'out=s' => \$out, 'bin=s' => \$bin)
-    or die "usage: $0 [--smoke] [--only a,b] [--no-nchan] [--out DIR]\n";
+           'no-nchan' => \$no_nchan, 'out=s' => \$out, 'bin=s' => \$bin,
+           'notify' => \$notify)
+    or die "usage: $0 [--smoke] [--only a,b] [--no-nchan] [--out DIR] "
+         . "[--notify]\n";
 
 my $NCHAN = '/usr/lib/nginx/modules/ngx_nchan_module.so';
 my $MODULE = ChatTest::module_path();
@@ -141,7 +145,9 @@ sub run_chat {
     wait_backends($ng, $redis, $pg, $p->{workers});
 
     my @other = ($redis->pid, $pg->cluster_pids);
+    my $redis_cpu = cpu_ms($redis->pid);
     my $r = chatbench($sc, $p, 'chat', $ng, \@other);
+    $r->{redis_cpu_ms} = cpu_ms($redis->pid) - $redis_cpu;
     $r->{server} = 'ngx_chat';
     $r->{scenario} = $sc->{name};
     $r->{acked_per_s} = int(($r->{acked} // 0) / $p->{duration})
@@ -207,6 +213,15 @@ sub chatbench {
         $failures++;
     }
     return \%r;
+}
+
+# user + system CPU time of a process (all its threads), in ms
+sub cpu_ms {
+    my ($pid) = @_;
+    my $s = ChatTest::_slurp("/proc/$pid/stat") // '';
+    my @f = split ' ', ($s =~ /\)\s+(.*)$/s ? $1 : '');
+    my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+    return int((($f[11] // 0) + ($f[12] // 0)) * 1000 / $hz);
 }
 
 # Every acked message is in Postgres, once, without a gap in any room.
@@ -275,6 +290,7 @@ http {
     chat_redis $url;
     chat_postgres "$conninfo";
     chat_presence_events_max 1000;
+    chat_notify @{[ $notify ? 'on' : 'off' ]};
     server {
         listen 127.0.0.1:$port reuseport backlog=4096;
         location = /chat {
@@ -440,7 +456,8 @@ sub write_report {
     my $md = "# ngx_chat benchmark ($kind), $date\n\n"
         . "Machine: $host, $ncpu x $cpu; client and servers share the "
         . "cores. ngx_chat runs with Redis (AOF everysec) and Postgres "
-        . "(fsync off), nchan with its own shared memory.\n\n"
+        . "(fsync off)" . ($notify ? ', chat_notify on' : '')
+        . ", nchan with its own shared memory.\n\n"
         . "| scenario | metric | ngx_chat | nchan | ratio | target |\n"
         . "| --- | --- | --- | --- | --- | --- |\n";
 
@@ -490,20 +507,22 @@ sub write_report {
     }
 
     $md .= "\nEvery run, as chatbench reported it (cpu in ms; "
-        . "other = Redis + Postgres):\n\n"
+        . "other = Redis + Postgres while sending; redis = Redis over "
+        . "the whole run, joins included):\n\n"
         . "| scenario | server | conns | sent | delivered | lost | "
-        . "server cpu | other cpu | client cpu | RSS base -> held KB | "
-        . "errors |\n"
+        . "server cpu | other cpu | redis cpu | client cpu | "
+        . "RSS base -> held KB | errors |\n"
         . "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
-        . "--- |\n";
+        . "--- | --- |\n";
     for my $sc (map { $_->{name} } @SCENARIOS) {
         for my $s (qw(chat nchan)) {
             my $r = $res{$sc}{$s} or next;
             $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s "
-                           . "| %s -> %s | %s |\n", $sc, $r->{server},
+                           . "| %s | %s -> %s | %s |\n", $sc, $r->{server},
                 fmt($r->{ready}), fmt($r->{sent}), fmt($r->{delivered}),
                 fmt($r->{lost}), fmt($r->{server_cpu_ms}),
-                fmt($r->{other_cpu_ms}), fmt($r->{client_cpu_ms}),
+                fmt($r->{other_cpu_ms}), fmt($r->{redis_cpu_ms}),
+                fmt($r->{client_cpu_ms}),
                 fmt($r->{server_rss_base_kb}), fmt($r->{server_rss_held_kb}),
                 fmt($r->{errors}));
         }

@@ -50,6 +50,8 @@ typedef struct {
     ngx_uint_t                  memory_rooms;
     ngx_msec_t                  registry_ttl; /* http's chat_presence_ttl */
     ngx_str_t                   key_prefix;
+    ngx_flag_t                  notify;
+    ngx_uint_t                  notify_max;
     ngx_uint_t                  endpoints;
 } ngx_chat_main_conf_t;
 

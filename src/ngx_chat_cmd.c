@@ -68,7 +68,8 @@ static char  *ngx_chat_cmd_keys[] = {
     "%V:worker:%V:rooms",
     "%V:stream",
     "%V:{%V}:ban:%V",
-    "%V:control"
+    "%V:control",
+    "%V:notify"
 };
 
 

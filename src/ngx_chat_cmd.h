@@ -36,8 +36,9 @@
 #define NGX_CHAT_KEY_STREAM        10  /* chat:stream */
 #define NGX_CHAT_KEY_BAN           11  /* chat:{R}:ban:U (R, U) */
 #define NGX_CHAT_KEY_CONTROL       12  /* chat:control, a channel */
+#define NGX_CHAT_KEY_NOTIFY        13  /* chat:notify */
 
-#define NGX_CHAT_CMD_ARGS          16
+#define NGX_CHAT_CMD_ARGS          20  /* a send with chat_notify */
 #define NGX_CHAT_CMD_BUF           1024
 
 

@@ -16,10 +16,11 @@
 
 /*
  * A message gets its number in Redis: one script (send.lua) numbers,
- * keeps and publishes it, and appends it to the durable stream.  A seq
- * key that is gone (a Redis restart without its data, a FLUSHALL) is
- * seeded again from Postgres first, so that no seq is ever given twice;
- * the sends that find it gone wait, in their order.
+ * keeps and publishes it, and appends it to the durable stream and the
+ * notification stream.  A seq key that is gone (a Redis restart without
+ * its data, a FLUSHALL) is seeded again from Postgres first, so that no
+ * seq is ever given twice; the sends that find it gone wait, in their
+ * order.
  */
 
 /* a send in flight: what the script needs, kept for its retries */
@@ -28,6 +29,8 @@ typedef struct {
     ngx_str_t                   head;         /* the event up to its seq */
     ngx_str_t                   tail;         /* and after it */
     ngx_str_t                   user;
+    uint64_t                    ts;
+    u_char                      msg_id[NGX_CHAT_MSG_ID_LEN];
     ngx_uint_t                  ticket;       /* the order of the sends */
     unsigned                    reseeded:1;
 } ngx_chat_seq_send_t;
@@ -45,6 +48,7 @@ static void ngx_chat_seq_seeded(redisAsyncContext *ac, void *r,
 
 static ngx_uint_t  ngx_chat_seq_tickets;
 static ngx_uint_t  ngx_chat_seq_keep;
+static ngx_uint_t  ngx_chat_seq_notify;     /* chat_notify_max, 0: off */
 
 
 void
@@ -55,6 +59,7 @@ ngx_chat_seq_init_process(ngx_cycle_t *cycle)
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
 
     ngx_chat_seq_keep = cmcf->history_cache;
+    ngx_chat_seq_notify = cmcf->notify ? cmcf->notify_max : 0;
 }
 
 
@@ -103,6 +108,11 @@ ngx_chat_seq_prepare(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
     send->user.len = msg->user.len;
     ngx_memcpy(p, msg->user.data, msg->user.len);
 
+    /* the notification stream has the fields apart, the text unescaped */
+
+    send->ts = msg->ts;
+    ngx_memcpy(send->msg_id, msg->msg_id, NGX_CHAT_MSG_ID_LEN);
+
     send->reseeded = 0;
     send->ticket = ++ngx_chat_seq_tickets;
 
@@ -138,7 +148,7 @@ ngx_chat_seq_send(ngx_chat_store_op_t *op)
 void
 ngx_chat_seq_eval(ngx_chat_store_op_t *op)
 {
-    ngx_str_t            *room;
+    ngx_str_t            *room, msg_id;
     ngx_uint_t            durable;
     ngx_chat_cmd_t        cmd;
     ngx_chat_seq_send_t  *send;
@@ -147,7 +157,7 @@ ngx_chat_seq_eval(ngx_chat_store_op_t *op)
     room = &op->room->node.str;
     durable = ngx_chat_pg_configured();
 
-    ngx_chat_cmd_eval(&cmd, NGX_CHAT_SCRIPT_SEND, 4);
+    ngx_chat_cmd_eval(&cmd, NGX_CHAT_SCRIPT_SEND, 5);
     ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_SEQ, room, NULL, NULL);
     ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_RECENT, room, NULL, NULL);
 
@@ -164,12 +174,28 @@ ngx_chat_seq_eval(ngx_chat_store_op_t *op)
         ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_SEQ, room, NULL, NULL);
     }
 
+    ngx_chat_cmd_key(&cmd, ngx_chat_seq_notify ? NGX_CHAT_KEY_NOTIFY
+                                               : NGX_CHAT_KEY_SEQ,
+                     room, NULL, NULL);
+
     ngx_chat_cmd_str(&cmd, &send->head);
     ngx_chat_cmd_str(&cmd, &send->tail);
     ngx_chat_cmd_num(&cmd, ngx_chat_seq_keep);
     ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_ROOM, room, NULL, NULL);
     ngx_chat_cmd_add(&cmd, durable ? "1" : "0");
     ngx_chat_cmd_add(&cmd, op->id.data ? "1" : "0");
+    ngx_chat_cmd_num(&cmd, ngx_chat_seq_notify);
+
+    if (ngx_chat_seq_notify) {
+        msg_id.data = send->msg_id;
+        msg_id.len = NGX_CHAT_MSG_ID_LEN;
+
+        ngx_chat_cmd_str(&cmd, room);
+        ngx_chat_cmd_str(&cmd, &msg_id);
+        ngx_chat_cmd_str(&cmd, &send->user);
+        ngx_chat_cmd_num(&cmd, send->ts);
+        ngx_chat_cmd_str(&cmd, &op->text);
+    }
 
     if (ngx_chat_cmd_send(&cmd, NULL, ngx_chat_seq_sent, op) != NGX_OK) {
         ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
