@@ -120,6 +120,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("chat_redis_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_max_pending),
+      &ngx_chat_positive },
+
     { ngx_string("chat_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -133,6 +147,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, postgres_pool),
       &ngx_chat_pool_bounds },
+
+    { ngx_string("chat_postgres_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, postgres_timeout),
+      NULL },
 
     { ngx_string("chat_key_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -306,6 +327,9 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->postgres_pool = NGX_CONF_UNSET_UINT;
     cmcf->notify = NGX_CONF_UNSET;
     cmcf->notify_max = NGX_CONF_UNSET_UINT;
+    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+    cmcf->postgres_timeout = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -324,6 +348,20 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->postgres_pool, 2);
     ngx_conf_init_value(cmcf->notify, 0);
     ngx_conf_init_uint_value(cmcf->notify_max, 100000);
+    ngx_conf_init_msec_value(cmcf->redis_timeout, 5000);
+    ngx_conf_init_uint_value(cmcf->redis_max_pending, 4096);
+    ngx_conf_init_msec_value(cmcf->postgres_timeout, 10000);
+
+    if (cmcf->redis_timeout == 0 || cmcf->postgres_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_redis_timeout and chat_postgres_timeout "
+                           "must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->redis) {
+        cmcf->redis->timeout = cmcf->redis_timeout;
+    }
 
     if (cmcf->postgres.len && cmcf->redis == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -690,7 +728,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 
     if (cmcf->postgres.len
         && ngx_chat_pg_init(&cmcf->postgres, cmcf->postgres_pool,
-                            cycle->log)
+                            cmcf->postgres_timeout, cycle->log)
            != NGX_OK)
     {
         return NGX_ERROR;

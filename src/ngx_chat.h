@@ -43,8 +43,11 @@ typedef struct ngx_chat_redis_conf_s  ngx_chat_redis_conf_t;
 
 typedef struct {
     ngx_chat_redis_conf_t      *redis;
+    ngx_msec_t                  redis_timeout;
+    ngx_uint_t                  redis_max_pending;
     ngx_str_t                   postgres;
     ngx_uint_t                  postgres_pool;
+    ngx_msec_t                  postgres_timeout;
     ngx_uint_t                  history_cache;
     ngx_uint_t                  presence_events_max;
     ngx_uint_t                  memory_rooms;

@@ -69,13 +69,16 @@ static char  *ngx_chat_cmd_keys[] = {
     "%V:stream",
     "%V:{%V}:ban:%V",
     "%V:control",
-    "%V:notify"
+    "%V:notify",
+    "%V:worker:%V:ping"
 };
 
 
 static ngx_chat_redis_t   ngx_chat_cmd_link;
 static ngx_chat_redis_pt  ngx_chat_cmd_on_ready;
 static ngx_str_t          ngx_chat_cmd_prefix;
+static ngx_uint_t         ngx_chat_cmd_max;
+static ngx_uint_t         ngx_chat_cmd_full;
 static u_char             ngx_chat_cmd_sha[NGX_CHAT_SCRIPTS][40];
 
 
@@ -103,7 +106,11 @@ ngx_chat_cmd_init_process(ngx_cycle_t *cycle, ngx_chat_redis_pt on_ready)
     }
 
     ngx_chat_cmd_on_ready = on_ready;
+    ngx_chat_cmd_max = cmcf->redis_max_pending;
 
+    /* past the requests' bound, room for what keeps presence right */
+
+    ngx_chat_cmd_link.max = 2 * cmcf->redis_max_pending;
     ngx_chat_cmd_link.conf = cmcf->redis;
     ngx_chat_cmd_link.log = cycle->log;
     ngx_chat_cmd_link.name = "commands";
@@ -126,6 +133,38 @@ ngx_uint_t
 ngx_chat_cmd_ready(void)
 {
     return ngx_chat_cmd_link.ready;
+}
+
+
+/*
+ * chat_redis_max_pending commands are in flight on the command
+ * connection: a new request gets "unavailable" before anything is
+ * allocated for it.
+ */
+
+ngx_uint_t
+ngx_chat_cmd_busy(void)
+{
+    if (ngx_chat_cmd_link.ncalls < ngx_chat_cmd_max) {
+
+        if (ngx_chat_cmd_full && ngx_chat_cmd_link.ncalls
+                                 < ngx_chat_cmd_max / 2)
+        {
+            ngx_chat_cmd_full = 0;
+        }
+
+        return 0;
+    }
+
+    if (!ngx_chat_cmd_full) {
+        ngx_log_error(NGX_LOG_WARN, ngx_chat_cmd_link.log, 0,
+                      "chat: redis commands: %ui in flight, new requests "
+                      "get \"unavailable\" (chat_redis_max_pending)",
+                      ngx_chat_cmd_link.ncalls);
+        ngx_chat_cmd_full = 1;
+    }
+
+    return 1;
 }
 
 
@@ -208,6 +247,7 @@ ngx_chat_cmd_start(ngx_chat_cmd_t *cmd, char *name)
     cmd->argv = cmd->args;
     cmd->argvlen = cmd->lens;
     cmd->script = -1;
+    cmd->wait = 0;
     cmd->pos = cmd->buf;
     cmd->end = cmd->buf + NGX_CHAT_CMD_BUF;
     cmd->chunks = NULL;
@@ -291,7 +331,8 @@ ngx_chat_cmd_key(ngx_chat_cmd_t *cmd, ngx_uint_t key, ngx_str_t *a,
 
 /*
  * Sends the command on rd (the command connection if NULL) and frees it,
- * sent or not.  NGX_DECLINED: the connection is not up.
+ * sent or not.  NGX_DECLINED: the connection is not up; NGX_BUSY: too
+ * many commands are in flight on it.
  */
 
 ngx_int_t
@@ -311,8 +352,8 @@ ngx_chat_cmd_send(ngx_chat_cmd_t *cmd, ngx_chat_redis_t *rd,
         rc = ngx_chat_cmd_call(cmd, rd, fn, data);
 
     } else {
-        rc = ngx_chat_redis_command(rd, fn, data, cmd->argc, cmd->argv,
-                                    cmd->argvlen);
+        rc = ngx_chat_redis_command(rd, fn, data, cmd->wait, cmd->argc,
+                                    cmd->argv, cmd->argvlen);
     }
 
     ngx_chat_cmd_free(cmd);
@@ -329,6 +370,7 @@ ngx_chat_cmd_call(ngx_chat_cmd_t *cmd, ngx_chat_redis_t *rd,
 {
     int                   len;
     char                 *command;
+    ngx_int_t             rc;
     ngx_chat_cmd_call_t  *call;
 
     if (!rd->ready || rd->ac == NULL) {
@@ -354,16 +396,15 @@ ngx_chat_cmd_call(ngx_chat_cmd_t *cmd, ngx_chat_redis_t *rd,
     call->script = cmd->script;
     call->retried = 0;
 
-    if (redisAsyncFormattedCommand(rd->ac, ngx_chat_cmd_called, call,
-                                   command, len)
-        != REDIS_OK)
-    {
+    rc = ngx_chat_redis_formatted(rd, ngx_chat_cmd_called, call, command,
+                                  len);
+
+    if (rc != NGX_OK) {
         redisFreeCommand(command);
         ngx_free(call);
-        return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -389,9 +430,9 @@ ngx_chat_cmd_called(redisAsyncContext *ac, void *r, void *privdata)
         call->retried = 1;
 
         if (ngx_chat_cmd_load_script(rd, call->script) == NGX_OK
-            && redisAsyncFormattedCommand(ac, ngx_chat_cmd_called, call,
-                                          call->command, call->len)
-               == REDIS_OK)
+            && ngx_chat_redis_formatted(rd, ngx_chat_cmd_called, call,
+                                        call->command, call->len)
+               == NGX_OK)
         {
             return;
         }

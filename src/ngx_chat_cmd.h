@@ -37,6 +37,7 @@
 #define NGX_CHAT_KEY_BAN           11  /* chat:{R}:ban:U (R, U) */
 #define NGX_CHAT_KEY_CONTROL       12  /* chat:control, a channel */
 #define NGX_CHAT_KEY_NOTIFY        13  /* chat:notify */
+#define NGX_CHAT_KEY_PING          14  /* chat:worker:W:ping, a channel */
 
 #define NGX_CHAT_CMD_ARGS          20  /* a send with chat_notify */
 #define NGX_CHAT_CMD_BUF           1024
@@ -57,6 +58,7 @@ typedef struct {
     const char                **argv;
     size_t                     *argvlen;
     ngx_int_t                   script;       /* NGX_CHAT_SCRIPT_*, or -1 */
+    ngx_msec_t                  wait;         /* blocks in Redis so long */
     u_char                     *pos;          /* where written args go */
     u_char                     *end;
     ngx_chat_cmd_chunk_t       *chunks;       /* on the heap, if any */
@@ -72,6 +74,7 @@ ngx_int_t ngx_chat_cmd_init_process(ngx_cycle_t *cycle,
     ngx_chat_redis_pt on_ready);
 void ngx_chat_cmd_exit_process(void);
 ngx_uint_t ngx_chat_cmd_ready(void);
+ngx_uint_t ngx_chat_cmd_busy(void);
 void ngx_chat_cmd_load(ngx_chat_redis_t *rd);
 
 void ngx_chat_cmd_start(ngx_chat_cmd_t *cmd, char *name);

@@ -25,6 +25,7 @@ typedef struct {
     int                        *lengths;
     ngx_chat_pg_handler_pt      handler;
     void                       *data;
+    ngx_msec_t                  deadline;
 } ngx_chat_pg_query_t;
 
 
@@ -32,6 +33,7 @@ typedef struct {
     PGconn                     *conn;
     ngx_connection_t           *connection;
     ngx_event_t                 reconnect;
+    ngx_event_t                 timer;        /* the connect's, the query's */
     ngx_msec_t                  backoff;
     ngx_chat_pg_query_t        *query;        /* in flight */
     PGresult                   *result;
@@ -54,6 +56,8 @@ static void ngx_chat_pg_write_handler(ngx_event_t *ev);
 static void ngx_chat_pg_run(void);
 static void ngx_chat_pg_send(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_finish(ngx_chat_pg_conn_t *pc, PGresult *res);
+static void ngx_chat_pg_timer_handler(ngx_event_t *ev);
+static void ngx_chat_pg_expire(ngx_event_t *ev);
 
 
 static ngx_chat_pg_conn_t  *ngx_chat_pg_conns;
@@ -63,15 +67,21 @@ static ngx_uint_t           ngx_chat_pg_nqueued;
 static char                *ngx_chat_pg_conninfo;
 static ngx_log_t           *ngx_chat_pg_log;
 static ngx_uint_t           ngx_chat_pg_closing;
+static ngx_msec_t           ngx_chat_pg_timeout;
+static ngx_event_t          ngx_chat_pg_queue_timer;
 
 
 ngx_int_t
-ngx_chat_pg_init(ngx_str_t *conninfo, ngx_uint_t size, ngx_log_t *log)
+ngx_chat_pg_init(ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout,
+    ngx_log_t *log)
 {
     ngx_uint_t  i;
 
     ngx_chat_pg_log = log;
+    ngx_chat_pg_timeout = timeout;
     ngx_queue_init(&ngx_chat_pg_queue);
+
+    ngx_chat_worker_timer(&ngx_chat_pg_queue_timer, ngx_chat_pg_expire, log);
 
     ngx_chat_pg_conninfo = ngx_alloc(conninfo->len + 1, log);
     if (ngx_chat_pg_conninfo == NULL) {
@@ -91,6 +101,8 @@ ngx_chat_pg_init(ngx_str_t *conninfo, ngx_uint_t size, ngx_log_t *log)
     for (i = 0; i < size; i++) {
         ngx_chat_worker_timer(&ngx_chat_pg_conns[i].reconnect,
                               ngx_chat_pg_reconnect_handler, log);
+        ngx_chat_worker_timer(&ngx_chat_pg_conns[i].timer,
+                              ngx_chat_pg_timer_handler, log);
 
         ngx_chat_pg_connect(&ngx_chat_pg_conns[i]);
     }
@@ -107,6 +119,10 @@ ngx_chat_pg_done(void)
     ngx_chat_pg_query_t  *query;
 
     ngx_chat_pg_closing = 1;
+
+    if (ngx_chat_pg_queue_timer.timer_set) {
+        ngx_del_timer(&ngx_chat_pg_queue_timer);
+    }
 
     for (i = 0; i < ngx_chat_pg_nconns; i++) {
         ngx_chat_pg_close(&ngx_chat_pg_conns[i], 0);
@@ -166,7 +182,8 @@ ngx_chat_pg_up(void)
 
 /*
  * Queues a query; the parameters are copied.  NGX_DECLINED: Postgres is
- * not reachable now, or too much is waiting for it.
+ * not reachable now, or too much is waiting for it.  A query not answered
+ * within chat_postgres_timeout of this call gets NULL, waiting or sent.
  */
 
 ngx_int_t
@@ -200,6 +217,7 @@ ngx_chat_pg_query(const char *sql, ngx_uint_t nparams, const char **values,
     query->nparams = nparams;
     query->handler = handler;
     query->data = data;
+    query->deadline = ngx_current_msec + ngx_chat_pg_timeout;
     query->values = (char **) (query + 1);
     query->lengths = (int *) (query->values + nparams);
 
@@ -215,9 +233,82 @@ ngx_chat_pg_query(const char *sql, ngx_uint_t nparams, const char **values,
     ngx_queue_insert_tail(&ngx_chat_pg_queue, &query->queue);
     ngx_chat_pg_nqueued++;
 
+    if (!ngx_chat_pg_queue_timer.timer_set) {
+        ngx_add_timer(&ngx_chat_pg_queue_timer, ngx_chat_pg_timeout);
+    }
+
     ngx_chat_pg_run();
 
     return NGX_OK;
+}
+
+
+/* the queries that waited in the queue for the timeout, oldest first */
+
+static void
+ngx_chat_pg_expire(ngx_event_t *ev)
+{
+    ngx_uint_t            n;
+    ngx_queue_t          *q;
+    ngx_msec_int_t        left;
+    ngx_chat_pg_query_t  *query;
+
+    for (n = 0; !ngx_queue_empty(&ngx_chat_pg_queue); n++) {
+        q = ngx_queue_head(&ngx_chat_pg_queue);
+        query = ngx_queue_data(q, ngx_chat_pg_query_t, queue);
+
+        left = (ngx_msec_int_t) (query->deadline - ngx_current_msec);
+
+        if (left > 0) {
+            ngx_add_timer(ev, (ngx_msec_t) left);
+            break;
+        }
+
+        ngx_queue_remove(q);
+        ngx_chat_pg_nqueued--;
+
+        query->handler(NULL, query->data);
+        ngx_free(query);
+    }
+
+    if (n) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_pg_log, 0,
+                      "chat: postgres: %ui queries waited %M ms for a "
+                      "connection, failed", n, ngx_chat_pg_timeout);
+    }
+}
+
+
+/* a connect or a query without an answer: the connection goes */
+
+static void
+ngx_chat_pg_timer_handler(ngx_event_t *ev)
+{
+    ngx_chat_pg_conn_t  *pc;
+
+    pc = (ngx_chat_pg_conn_t *) ((u_char *) ev
+                                 - offsetof(ngx_chat_pg_conn_t, timer));
+
+    if (pc->connecting) {
+        if (!pc->down_logged) {
+            ngx_log_error(NGX_LOG_ERR, ngx_chat_pg_log, 0,
+                          "chat: postgres: cannot connect within %M ms",
+                          ngx_chat_pg_timeout);
+            pc->down_logged = 1;
+        }
+
+    } else if (pc->query) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_pg_log, 0,
+                      "chat: postgres: no answer in %M ms, reconnecting",
+                      ngx_chat_pg_timeout);
+        pc->down_logged = 1;
+
+    } else {
+        return;
+    }
+
+    ngx_chat_pg_close(pc, 1);
+    ngx_chat_pg_run();
 }
 
 
@@ -249,6 +340,10 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
     }
 
     pc->connecting = 1;
+
+    /* libpq's connect_timeout is not for PQconnectPoll() */
+
+    ngx_add_timer(&pc->timer, ngx_chat_pg_timeout);
 
     /* PQconnectStart: poll as if PQconnectPoll had asked to write */
 
@@ -332,6 +427,10 @@ ngx_chat_pg_close(ngx_chat_pg_conn_t *pc, ngx_uint_t again)
         ngx_del_timer(&pc->reconnect);
     }
 
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
     if (!again || ngx_chat_pg_closing || ngx_exiting || ngx_terminate
         || ngx_quit)
     {
@@ -380,6 +479,10 @@ ngx_chat_pg_poll(ngx_chat_pg_conn_t *pc)
         pc->connecting = 0;
         pc->ready = 1;
         pc->backoff = 0;
+
+        if (pc->timer.timer_set) {
+            ngx_del_timer(&pc->timer);
+        }
 
         if (pc->down_logged) {
             ngx_log_error(NGX_LOG_WARN, ngx_chat_pg_log, 0,
@@ -514,7 +617,9 @@ ngx_chat_pg_run(void)
 
         pc = &ngx_chat_pg_conns[i];
 
-        if (pc->ready && pc->query == NULL) {
+        while (pc->ready && pc->query == NULL
+               && !ngx_queue_empty(&ngx_chat_pg_queue))
+        {
             ngx_chat_pg_send(pc);
         }
     }
@@ -525,6 +630,7 @@ static void
 ngx_chat_pg_send(ngx_chat_pg_conn_t *pc)
 {
     ngx_queue_t          *q;
+    ngx_msec_int_t        left;
     ngx_chat_pg_query_t  *query;
 
     q = ngx_queue_head(&ngx_chat_pg_queue);
@@ -532,7 +638,19 @@ ngx_chat_pg_send(ngx_chat_pg_conn_t *pc)
     ngx_chat_pg_nqueued--;
 
     query = ngx_queue_data(q, ngx_chat_pg_query_t, queue);
+
+    left = (ngx_msec_int_t) (query->deadline - ngx_current_msec);
+
+    if (left <= 0) {
+        /* its time went by in the queue: not the connection's fault */
+        query->handler(NULL, query->data);
+        ngx_free(query);
+        return;
+    }
+
     pc->query = query;
+
+    ngx_add_timer(&pc->timer, (ngx_msec_t) left);
 
     if (!PQsendQueryParams(pc->conn, query->sql, (int) query->nparams, NULL,
                            (const char * const *) query->values,
@@ -572,6 +690,10 @@ ngx_chat_pg_finish(ngx_chat_pg_conn_t *pc, PGresult *res)
 
     query = pc->query;
     pc->query = NULL;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
 
     query->handler(res, query->data);
 

@@ -13,10 +13,24 @@
 
 #define NGX_CHAT_REDIS_BACKOFF_MIN  100
 #define NGX_CHAT_REDIS_BACKOFF_MAX  2000
+#define NGX_CHAT_REDIS_IDLE         1000
+#define NGX_CHAT_REDIS_CALLS        64
 
 
 static void ngx_chat_redis_reconnect(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_reconnect_handler(ngx_event_t *ev);
+static ngx_int_t ngx_chat_redis_send(ngx_chat_redis_t *rd,
+    redisCallbackFn *fn, void *privdata, ngx_msec_t wait, ngx_uint_t argc,
+    const char **argv, const size_t *argvlen);
+static ngx_int_t ngx_chat_redis_reserve(ngx_chat_redis_t *rd);
+static void ngx_chat_redis_push(ngx_chat_redis_t *rd, redisCallbackFn *fn,
+    void *privdata, ngx_msec_t wait);
+static void ngx_chat_redis_answer(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_uint_t ngx_chat_redis_pushed(redisReply *reply);
+static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
+static void ngx_chat_redis_stalled(ngx_chat_redis_t *rd);
+static ngx_msec_t ngx_chat_redis_idle(ngx_chat_redis_t *rd);
 static void ngx_chat_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_chat_redis_disconnected(const redisAsyncContext *ac,
@@ -32,113 +46,6 @@ static void ngx_chat_redis_del_write(void *privdata);
 static void ngx_chat_redis_cleanup(void *privdata);
 
 
-char *
-ngx_chat_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
-    ngx_chat_redis_conf_t *rc)
-{
-    u_char     *p, *last, *at, *colon, *slash;
-    size_t      len;
-    ngx_int_t   db;
-    ngx_str_t   path;
-    ngx_url_t   u;
-
-    rc->url = *url;
-    p = url->data;
-    last = p + url->len;
-
-    if (url->len > 5 && ngx_strncmp(p, "unix:", 5) == 0) {
-
-        /* a relative path is relative to the prefix, as nginx's are */
-
-        path.data = p + 5;
-        path.len = url->len - 5;
-
-        if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc->path = ngx_pnalloc(cf->pool, path.len + 1);
-        if (rc->path == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        (void) ngx_cpystrn(rc->path, path.data, path.len + 1);
-        return NGX_CONF_OK;
-    }
-
-    if (url->len < 9 || ngx_strncmp(p, "redis://", 8) != 0) {
-        return "has an invalid URL: use redis://host:port/db or unix:/path";
-    }
-
-    p += 8;
-
-    at = ngx_strlchr(p, last, '@');
-
-    if (at) {
-        colon = ngx_strlchr(p, at, ':');
-
-        if (colon == NULL) {
-            return "has an invalid URL: use redis://:password@host";
-        }
-
-        rc->user.data = p;
-        rc->user.len = colon - p;
-        rc->password.data = colon + 1;
-        rc->password.len = at - colon - 1;
-
-        p = at + 1;
-    }
-
-    slash = ngx_strlchr(p, last, '/');
-
-    if (slash) {
-        if (slash + 1 < last) {
-            db = ngx_atoi(slash + 1, last - slash - 1);
-            if (db == NGX_ERROR) {
-                return "has an invalid database number";
-            }
-
-            rc->db = db;
-        }
-
-        last = slash;
-    }
-
-    /* hiredis resolves names synchronously: resolve them here, once */
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url.data = p;
-    u.url.len = last - p;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in chat_redis \"%V\"", u.err, url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0) {
-        return "has a host that does not resolve";
-    }
-
-    rc->host = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (rc->host == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, rc->host,
-                        NGX_SOCKADDR_STRLEN, 0);
-    rc->host[len] = '\0';
-    rc->port = u.port;
-
-    return NGX_CONF_OK;
-}
-
-
 void
 ngx_chat_redis_connect(ngx_chat_redis_t *rd)
 {
@@ -146,6 +53,8 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rd)
     redisAsyncContext  *ac;
 
     ngx_chat_worker_timer(&rd->reconnect, ngx_chat_redis_reconnect_handler,
+                          rd->log);
+    ngx_chat_worker_timer(&rd->timer, ngx_chat_redis_timer_handler,
                           rd->log);
 
     if (rd->conf->path) {
@@ -205,6 +114,8 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rd)
     /* the connect completes on the first write event */
 
     ngx_chat_redis_add_write(rd);
+
+    ngx_add_timer(&rd->timer, rd->conf->timeout);
 }
 
 
@@ -223,26 +134,313 @@ ngx_chat_redis_close(ngx_chat_redis_t *rd)
     if (rd->ac) {
         redisAsyncFree(rd->ac);
     }
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    if (rd->calls) {
+        ngx_free(rd->calls);
+        rd->calls = NULL;
+        rd->nalloc = 0;
+    }
 }
 
 
+/*
+ * A command waits for its answer at most conf->timeout, and wait ms more
+ * when it blocks in Redis on purpose.  NGX_DECLINED: the connection is not
+ * up; NGX_BUSY: rd->max commands are in flight.
+ */
+
 ngx_int_t
 ngx_chat_redis_command(ngx_chat_redis_t *rd, redisCallbackFn *fn,
-    void *privdata, ngx_uint_t argc, const char **argv,
+    void *privdata, ngx_msec_t wait, ngx_uint_t argc, const char **argv,
     const size_t *argvlen)
 {
     if (!rd->ready || rd->ac == NULL) {
         return NGX_DECLINED;
     }
 
-    if (redisAsyncCommandArgv(rd->ac, fn, privdata, (int) argc, argv,
-                              argvlen)
+    return ngx_chat_redis_send(rd, fn, privdata, wait, argc, argv, argvlen);
+}
+
+
+/* a command hiredis has formatted already (redisFormatCommandArgv) */
+
+ngx_int_t
+ngx_chat_redis_formatted(ngx_chat_redis_t *rd, redisCallbackFn *fn,
+    void *privdata, char *command, size_t len)
+{
+    ngx_int_t  rc;
+
+    if (!rd->ready || rd->ac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_chat_redis_reserve(rd);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (redisAsyncFormattedCommand(rd->ac, ngx_chat_redis_answer, NULL,
+                                   command, len)
         != REDIS_OK)
     {
         return NGX_ERROR;
     }
 
+    ngx_chat_redis_push(rd, fn, privdata, 0);
+
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_redis_send(ngx_chat_redis_t *rd, redisCallbackFn *fn,
+    void *privdata, ngx_msec_t wait, ngx_uint_t argc, const char **argv,
+    const size_t *argvlen)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_chat_redis_reserve(rd);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_chat_redis_answer, NULL,
+                              (int) argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_redis_push(rd, fn, privdata, wait);
+
+    return NGX_OK;
+}
+
+
+/* room in the ring for one more command, before hiredis takes it */
+
+static ngx_int_t
+ngx_chat_redis_reserve(ngx_chat_redis_t *rd)
+{
+    ngx_uint_t              i, n;
+    ngx_chat_redis_call_t  *calls;
+
+    if (rd->max && rd->ncalls >= rd->max) {
+        return NGX_BUSY;
+    }
+
+    if (rd->ncalls < rd->nalloc) {
+        return NGX_OK;
+    }
+
+    n = rd->nalloc ? 2 * rd->nalloc : NGX_CHAT_REDIS_CALLS;
+
+    calls = ngx_alloc(n * sizeof(ngx_chat_redis_call_t), rd->log);
+    if (calls == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < rd->ncalls; i++) {
+        calls[i] = rd->calls[(rd->first + i) & (rd->nalloc - 1)];
+    }
+
+    if (rd->calls) {
+        ngx_free(rd->calls);
+    }
+
+    rd->calls = calls;
+    rd->first = 0;
+    rd->nalloc = n;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_push(ngx_chat_redis_t *rd, redisCallbackFn *fn,
+    void *privdata, ngx_msec_t wait)
+{
+    ngx_chat_redis_call_t  *call;
+
+    call = &rd->calls[(rd->first + rd->ncalls) & (rd->nalloc - 1)];
+    rd->ncalls++;
+
+    call->fn = fn;
+    call->data = privdata;
+    call->deadline = ngx_current_msec + rd->conf->timeout + wait;
+
+    if (!rd->timer.timer_set) {
+        ngx_add_timer(&rd->timer, rd->conf->timeout + wait);
+    }
+}
+
+
+/*
+ * Every answer and every pushed message of the connection comes here;
+ * hiredis fails what is in flight with NULL, in order, when the context
+ * goes (and calls a subscription's callback with NULL once more).
+ */
+
+static void
+ngx_chat_redis_answer(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_redis_t       *rd;
+    ngx_chat_redis_call_t   call;
+
+    rd = ac->data;
+
+    if (r && rd->on_message && ngx_chat_redis_pushed(r)) {
+        rd->on_message(ac, r, NULL);
+        return;
+    }
+
+    if (rd->ncalls == 0) {
+        return;
+    }
+
+    call = rd->calls[rd->first];
+    rd->first = (rd->first + 1) & (rd->nalloc - 1);
+    rd->ncalls--;
+
+    if (call.fn) {
+        call.fn(ac, r, call.data);
+    }
+}
+
+
+static ngx_uint_t
+ngx_chat_redis_pushed(redisReply *reply)
+{
+    redisReply  *kind;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return 0;
+    }
+
+    kind = reply->element[0];
+
+    return (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0)
+           || (kind->len == 8 && ngx_strncmp(kind->str, "pmessage", 8) == 0);
+}
+
+
+/*
+ * The connect's deadline, then the oldest command's; on an idle link
+ * with on_idle, a heartbeat.  The oldest command in flight is the first,
+ * and the others cannot be answered before it.
+ */
+
+static void
+ngx_chat_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_msec_t         left, idle;
+    ngx_msec_int_t     d;
+    ngx_chat_redis_t  *rd;
+
+    rd = (ngx_chat_redis_t *) ((u_char *) ev
+                               - offsetof(ngx_chat_redis_t, timer));
+
+    if (rd->ac == NULL) {
+        return;
+    }
+
+    if (!(rd->ac->c.flags & REDIS_CONNECTED)) {
+        ngx_chat_redis_stalled(rd);
+        return;
+    }
+
+    left = 0;
+
+    if (rd->ncalls) {
+        d = (ngx_msec_int_t) (rd->calls[rd->first].deadline
+                              - ngx_current_msec);
+
+        if (d <= 0) {
+            ngx_chat_redis_stalled(rd);
+            return;
+        }
+
+        left = (ngx_msec_t) d;
+
+    } else if (rd->ready && rd->on_idle) {
+        rd->on_idle(rd);
+    }
+
+    if (rd->on_idle && rd->ac) {
+        idle = ngx_chat_redis_idle(rd);
+
+        if (left == 0 || left > idle) {
+            left = idle;
+        }
+    }
+
+    if (left) {
+        ngx_add_timer(ev, left);
+    }
+}
+
+
+/*
+ * Redis keeps the socket open but does not answer (stopped, a long
+ * script, a partition without a reset): what waits fails now, and the
+ * connection is made again.
+ */
+
+static void
+ngx_chat_redis_stalled(ngx_chat_redis_t *rd)
+{
+    ngx_uint_t          connected;
+    redisAsyncContext  *ac;
+
+    ac = rd->ac;
+    connected = (ac->c.flags & REDIS_CONNECTED) ? 1 : 0;
+
+    if (rd->ready || !rd->down_logged) {
+        if (connected) {
+            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                          "chat: redis %s: no answer from \"%V\" in %M ms, "
+                          "reconnecting", rd->name, &rd->conf->url,
+                          rd->conf->timeout);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                          "chat: redis %s: cannot connect to \"%V\" "
+                          "within %M ms", rd->name, &rd->conf->url,
+                          rd->conf->timeout);
+        }
+
+        rd->down_logged = 1;
+    }
+
+    rd->ready = 0;
+
+    /* connected, hiredis calls ngx_chat_redis_disconnected() on its way */
+
+    redisAsyncFree(ac);
+
+    if (!connected) {
+        rd->ac = NULL;
+        ngx_chat_redis_reconnect(rd);
+    }
+}
+
+
+/* a heartbeat every second, more often for a timeout under 2 s */
+
+static ngx_msec_t
+ngx_chat_redis_idle(ngx_chat_redis_t *rd)
+{
+    ngx_msec_t  idle;
+
+    idle = ngx_min(rd->conf->timeout / 2, NGX_CHAT_REDIS_IDLE);
+
+    return idle ? idle : 1;
 }
 
 
@@ -321,8 +519,8 @@ ngx_chat_redis_connected(const redisAsyncContext *cac, int status)
         argv[argc] = (char *) rd->conf->password.data;
         argvlen[argc++] = rd->conf->password.len;
 
-        (void) redisAsyncCommandArgv(ac, ngx_chat_redis_setup_reply, "AUTH",
-                                     argc, argv, argvlen);
+        (void) ngx_chat_redis_send(rd, ngx_chat_redis_setup_reply, "AUTH", 0,
+                                   argc, argv, argvlen);
     }
 
     /* SELECT even for 0: its reply says the connection is usable */
@@ -332,8 +530,8 @@ ngx_chat_redis_connected(const redisAsyncContext *cac, int status)
     argv[1] = (char *) db;
     argvlen[1] = ngx_sprintf(db, "%ui", rd->conf->db) - db;
 
-    (void) redisAsyncCommandArgv(ac, ngx_chat_redis_setup_reply, "SELECT",
-                                 2, argv, argvlen);
+    (void) ngx_chat_redis_send(rd, ngx_chat_redis_setup_reply, "SELECT", 0,
+                               2, argv, argvlen);
 }
 
 
@@ -370,6 +568,10 @@ ngx_chat_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     rd->ready = 1;
     rd->down_logged = 0;
     rd->backoff = 0;
+
+    if (rd->on_idle) {
+        ngx_add_timer(&rd->timer, ngx_chat_redis_idle(rd));
+    }
 
     if (rd->on_ready) {
         rd->on_ready(rd);
@@ -494,7 +696,13 @@ ngx_chat_redis_cleanup(void *privdata)
 
     ngx_chat_worker_forget(c);
 
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
     rd->connection = NULL;
     rd->ac = NULL;
     rd->ready = 0;
+    rd->first = 0;
+    rd->ncalls = 0;
 }

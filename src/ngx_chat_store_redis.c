@@ -109,6 +109,11 @@ ngx_chat_store_redis_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_chat_store_redis_join(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready() || !ngx_chat_channel_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_join);
         return;
@@ -140,6 +145,11 @@ ngx_chat_store_redis_leave(ngx_chat_room_t *room)
 static void
 ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (ngx_chat_seq_prepare(op, msg) != NGX_OK) {
         ngx_chat_store_op_fail(op, NGX_CHAT_ERR_INTERNAL);
         return;
@@ -157,6 +167,11 @@ ngx_chat_store_redis_publish(ngx_chat_store_op_t *op, ngx_chat_msg_t *msg)
 static void
 ngx_chat_store_redis_history(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_history);
         return;
@@ -169,6 +184,11 @@ ngx_chat_store_redis_history(ngx_chat_store_op_t *op)
 static void
 ngx_chat_store_redis_online(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_online);
         return;
@@ -191,6 +211,11 @@ ngx_chat_store_redis_typing(ngx_chat_room_t *room, ngx_chat_frame_t *f,
 static void
 ngx_chat_store_redis_members(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_members);
         return;
@@ -203,6 +228,11 @@ ngx_chat_store_redis_members(ngx_chat_store_op_t *op)
 static void
 ngx_chat_store_redis_kick(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_kick);
         return;
@@ -215,6 +245,11 @@ ngx_chat_store_redis_kick(ngx_chat_store_op_t *op)
 static void
 ngx_chat_store_redis_disconnect(ngx_chat_store_op_t *op)
 {
+    if (ngx_chat_cmd_busy()) {
+        ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
+        return;
+    }
+
     if (!ngx_chat_cmd_ready()) {
         ngx_chat_store_redis_hold(op, ngx_chat_store_redis_disconnect);
         return;

@@ -27,6 +27,7 @@
 #define NGX_CHAT_WRITER_GROUP       "writers"
 #define NGX_CHAT_WRITER_BATCH       "500"
 #define NGX_CHAT_WRITER_BLOCK       "1000"
+#define NGX_CHAT_WRITER_BLOCK_MS    1000
 #define NGX_CHAT_WRITER_CLAIM_IDLE  "15000"
 #define NGX_CHAT_WRITER_PERIOD      5000
 #define NGX_CHAT_WRITER_RETRY       1000
@@ -250,6 +251,8 @@ ngx_chat_writer_next(void)
         ngx_chat_cmd_add(&cmd, "STREAMS");
         ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_STREAM, NULL, NULL, NULL);
         ngx_chat_cmd_add(&cmd, ">");
+
+        cmd.wait = NGX_CHAT_WRITER_BLOCK_MS;
     }
 
     if (ngx_chat_cmd_send(&cmd, &ngx_chat_writer_link,

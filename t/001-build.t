@@ -32,6 +32,9 @@ chat_max_rooms 5;
 chat_rate 10r/m;
 chat_allowed_origins http://a.example https://b.example:8443;
 chat_presence_ttl 30s;
+chat_redis_timeout 2s;
+chat_redis_max_pending 100;
+chat_postgres_timeout 500ms;
 EOF2
     server => <<'EOF2');
 chat_rate 5r/s burst=10;
@@ -101,7 +104,11 @@ for my $b (@bad) {
     like($out, qr/\[emerg\]/, "$name: [emerg] message") or diag($out);
 }
 
-for my $http ('chat_history_cache abc;', 'chat_history_cache -5;') {
+for my $http ('chat_history_cache abc;', 'chat_history_cache -5;',
+              'chat_redis_timeout 0;', 'chat_redis_timeout abc;',
+              'chat_postgres_timeout 0;', 'chat_redis_max_pending 0;',
+              'chat_redis_max_pending abc;')
+{
     my ($rc, $out) = ChatTest->nginx_t(http => $http, server => $chat);
     isnt($rc, 0, "nginx -t rejects $http") or diag($out);
 }
