@@ -11,6 +11,7 @@
 #include "ngx_chat_hub.h"
 #include "ngx_chat_decode.h"
 #include "ngx_chat_command.h"
+#include "ngx_chat_worker.h"
 
 
 /*
@@ -23,6 +24,7 @@
 
 static void ngx_chat_channel_ready_handler(ngx_chat_redis_t *rd);
 static void ngx_chat_channel_down(ngx_chat_redis_t *rd);
+static void ngx_chat_channel_ping(ngx_chat_redis_t *rd);
 static void ngx_chat_channel_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_channel_subscribed(ngx_chat_room_t *room);
@@ -60,6 +62,8 @@ ngx_chat_channel_init_process(ngx_cycle_t *cycle, ngx_chat_redis_pt on_ready,
     ngx_chat_channel_link.name = "subscriber";
     ngx_chat_channel_link.on_ready = ngx_chat_channel_ready_handler;
     ngx_chat_channel_link.on_down = ngx_chat_channel_down;
+    ngx_chat_channel_link.on_idle = ngx_chat_channel_ping;
+    ngx_chat_channel_link.on_message = ngx_chat_channel_reply;
 
     ngx_chat_redis_connect(&ngx_chat_channel_link);
 
@@ -78,6 +82,32 @@ ngx_uint_t
 ngx_chat_channel_ready(void)
 {
     return ngx_chat_channel_link.ready;
+}
+
+
+/*
+ * The command connection is up again: a room subscribed meanwhile could
+ * not ask for the seq it may have missed (Redis restarted, and the
+ * subscriber came back first), so every known room asks now; asking twice
+ * costs one GET.
+ */
+
+void
+ngx_chat_channel_catch_up(void)
+{
+    ngx_queue_t         *q;
+    ngx_chat_channel_t  *rr;
+
+    for (q = ngx_queue_head(&ngx_chat_channel_rooms);
+         q != ngx_queue_sentinel(&ngx_chat_channel_rooms);
+         q = ngx_queue_next(q))
+    {
+        rr = ngx_queue_data(q, ngx_chat_channel_t, queue);
+
+        if (rr->state == NGX_CHAT_CHANNEL_SUBSCRIBED && rr->known) {
+            ngx_chat_channel_on_catch_up(rr->room);
+        }
+    }
 }
 
 
@@ -178,6 +208,26 @@ ngx_chat_channel_down(ngx_chat_redis_t *rd)
             ngx_chat_store_op_fail(op, NGX_CHAT_ERR_UNAVAILABLE);
         }
     }
+}
+
+
+/*
+ * The link waits for nothing while no (UN)SUBSCRIBE is under way: a
+ * stalled Redis is noticed by a heartbeat.  On a subscribed connection
+ * PING's answer would not reach hiredis' callbacks, a SUBSCRIBE's does:
+ * the worker's own channel, which nobody publishes to.
+ */
+
+static void
+ngx_chat_channel_ping(ngx_chat_redis_t *rd)
+{
+    ngx_chat_cmd_t  cmd;
+
+    ngx_chat_cmd_start(&cmd, "SUBSCRIBE");
+    ngx_chat_cmd_key(&cmd, NGX_CHAT_KEY_PING, &ngx_chat_worker_id, NULL,
+                     NULL);
+
+    (void) ngx_chat_cmd_send(&cmd, rd, NULL, NULL);
 }
 
 

@@ -51,6 +51,7 @@ ngx_int_t ngx_chat_channel_init_process(ngx_cycle_t *cycle,
     ngx_chat_channel_room_pt on_catch_up);
 void ngx_chat_channel_exit_process(void);
 ngx_uint_t ngx_chat_channel_ready(void);
+void ngx_chat_channel_catch_up(void);
 
 ngx_chat_channel_t *ngx_chat_channel_get(ngx_chat_room_t *room);
 void ngx_chat_channel_wait(ngx_chat_store_op_t *op,

@@ -264,11 +264,15 @@ ngx_chat_store_redis_disconnect(ngx_chat_store_op_t *op)
 static void
 ngx_chat_store_redis_ready(ngx_chat_redis_t *rd)
 {
-    if (ngx_chat_cmd_ready() && ngx_chat_channel_ready()
-        && !ngx_chat_store_redis_started)
-    {
+    if (!ngx_chat_cmd_ready() || !ngx_chat_channel_ready()) {
+        return;
+    }
+
+    if (!ngx_chat_store_redis_started) {
         ngx_chat_store_redis_release();
     }
+
+    ngx_chat_channel_catch_up();
 }
 
 
