@@ -5,10 +5,12 @@
 # delivery; a markdown table to bench/results/.
 #
 #   bench/run.pl [--smoke] [--only idle,fanout,...] [--no-nchan]
-#                [--out DIR] [--bin DIR] [--keep] [--notify]
+#                [--out DIR] [--bin DIR] [--keep] [--notify] [--acl]
 #
 # --keep leaves each nginx's directory (config, error log) under TMPDIR.
 # --notify runs ngx_chat with chat_notify on (the notification stream).
+# --acl runs ngx_chat with chat_rooms: 100 patterns, the last one matching
+# the scenario's rooms (the check is at join, never per delivery).
 #
 # Perl core modules only; servers come from t/lib (ChatTest::Redis,
 # ChatTest::Pg), nginx is started here with the configs below.
@@ -36,11 +38,12 @@ my $out = "$REPO/bench/results";
 my $bin = "$REPO/build/bench";
 my $keep = 0;
 my $notify = 0;
+my $acl = 0;
 GetOptions('smoke' => \$smoke, 'only=s' => \$only, 'keep' => \$keep,
            'no-nchan' => \$no_nchan, 'out=s' => \$out, 'bin=s' => \$bin,
-           'notify' => \$notify)
+           'notify' => \$notify, 'acl' => \$acl)
     or die "usage: $0 [--smoke] [--only a,b] [--no-nchan] [--out DIR] "
-         . "[--notify]\n";
+         . "[--notify] [--acl]\n";
 
 my $NCHAN = '/usr/lib/nginx/modules/ngx_nchan_module.so';
 my $MODULE = ChatTest::module_path();
@@ -141,7 +144,7 @@ sub run_chat {
         args => ['--appendonly', 'yes', '--appendfsync', 'everysec',
                  '--save', '', '--maxclients', '1000']);
     my $pg = ChatTest::Pg->start();
-    my $ng = nginx_start(chat_conf($p, $redis, $pg), $p->{workers});
+    my $ng = nginx_start(chat_conf($p, $redis, $pg, $sc), $p->{workers});
     wait_backends($ng, $redis, $pg, $p->{workers});
 
     my @other = ($redis->pid, $pg->cluster_pids);
@@ -278,9 +281,12 @@ EOF
 }
 
 sub chat_conf {
-    my ($p, $redis, $pg) = @_;
+    my ($p, $redis, $pg, $sc) = @_;
     my $url = $redis->unix_url;
     my $conninfo = $pg->conninfo;
+    my $rooms = $acl ? '            chat_rooms "'
+        . join(' ', (map { "team-$_-*" } 1 .. 99), "$sc->{name}-*") . "\";\n"
+        : '';
     return sub {
         my ($root, $port) = @_;
         return "load_module $MODULE;\n" . common_conf($p, $root, $port)
@@ -297,7 +303,7 @@ http {
             chat;
             chat_user \$arg_user;
             chat_rate 100000r/s burst=100000;
-        }
+$rooms        }
         location = /status { chat_status; }
     }
 }
@@ -457,6 +463,7 @@ sub write_report {
         . "Machine: $host, $ncpu x $cpu; client and servers share the "
         . "cores. ngx_chat runs with Redis (AOF everysec) and Postgres "
         . "(fsync off)" . ($notify ? ', chat_notify on' : '')
+        . ($acl ? ', chat_rooms of 100 patterns' : '')
         . ", nchan with its own shared memory.\n\n"
         . "| scenario | metric | ngx_chat | nchan | ratio | target |\n"
         . "| --- | --- | --- | --- | --- | --- |\n";

@@ -124,7 +124,10 @@ ngx_chat_store_op(ngx_chat_room_t *room, ngx_chat_request_t *req,
 
     op->user.data = p;
     op->user.len = req->user.len;
-    ngx_memcpy(p, req->user.data, req->user.len);
+
+    if (req->user.len) {
+        ngx_memcpy(p, req->user.data, req->user.len);
+    }
 
     return op;
 }
