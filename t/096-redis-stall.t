@@ -34,14 +34,6 @@ my ($r, $pg, $n) = ChatTest::Pg::start_stack(
 my $port = $n->port;
 my @pids = $n->worker_pids;
 
-# whatever happens, Redis runs again before the harness stops everything
-my $stopped;
-sub resume {
-    kill 'CONT', $stopped if $stopped;
-    $stopped = undef;
-}
-END { resume() }
-
 sub publish {
     my ($room, $text, $id) = @_;
     my $body = ChatTest::json()->encode({ room => $room, text => $text,
@@ -81,8 +73,7 @@ for my $m ($wa, $wb) {
 $_->drain(timeout => 0.2) for $wa, $wb, $ws;
 
 # ---------------------------------------------------------------- stopped
-kill 'STOP', $r->pid or BAIL_OUT("cannot SIGSTOP redis-server: $!");
-$stopped = $r->pid;
+$r->freeze;
 my $t0 = time;
 
 my $rep = $ws->call({ op => 'send', room => 'st', text => 'during',
@@ -135,7 +126,7 @@ ok($ws->call({ op => 'heartbeat' })->{type} eq 'heartbeat',
    'the connections are still served');
 
 sleep 0.1 while time - $t0 < 10;
-resume();
+$r->thaw;
 
 # ---------------------------------------------------------------- resumed
 my $t2 = time;

@@ -30,13 +30,6 @@ ChatTest::Redis::need_chat_redis(server => $LOC,
 
 my $r = ChatTest::Redis->start;
 
-my $stopped;
-sub resume {
-    kill 'CONT', $stopped if $stopped;
-    $stopped = undef;
-}
-END { resume() }
-
 sub rss_kb {
     my ($pid) = @_;
     my $s = ChatTest::Process::slurp("/proc/$pid/status") // '';
@@ -102,8 +95,7 @@ sub flood {
     is($o && $o->{type}, 'online', 'online answered') or diag(enc($o));
     my $rss0 = rss_kb($pid);
 
-    kill 'STOP', $r->pid or BAIL_OUT("cannot SIGSTOP redis-server: $!");
-    $stopped = $r->pid;
+    $r->freeze;
     my $t0 = time;
 
     my $N = 20000;
@@ -133,7 +125,7 @@ sub flood {
     like($n->error_log, qr/chat: redis commands: \d+ in flight, new requests/,
          'logged at warn');
 
-    resume();
+    $r->thaw;
     my $deadline = time + 20;
     while (total(\@ws, 'online') + total(\@ws, 'unavailable') < $N
            && time < $deadline)
@@ -155,8 +147,7 @@ sub flood {
                                     . "chat_redis_max_pending 100;\n");
     my @c = map { ChatTest::WS->chat($n->port, user => "c$_") } 1 .. 10;
 
-    kill 'STOP', $r->pid or BAIL_OUT("cannot SIGSTOP redis-server: $!");
-    $stopped = $r->pid;
+    $r->freeze;
     my $t0 = time;
 
     flood(\@c, 50);
@@ -164,7 +155,7 @@ sub flood {
     cmp_ok(total(\@c, 'unavailable'), '>=', 400,
            '10 clients of 50: at least 400 "unavailable" at once');
 
-    resume();
+    $r->thaw;
     my $deadline = time + 20;
     tally(\@c, 0.2)
         while total(\@c, 'online') + total(\@c, 'unavailable') < 500

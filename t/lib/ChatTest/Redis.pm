@@ -158,10 +158,29 @@ sub kill {
     return 1;
 }
 
+# SIGSTOP: a Redis that stops answering without closing its sockets;
+# thaw (SIGCONT) undoes it, and so do stop and the end of the test.
+my %frozen;
+sub freeze {
+    my ($self) = @_;
+    kill 'STOP', $self->{pid} or die "cannot SIGSTOP redis-server: $!\n";
+    $frozen{$self->{pid}} = 1;
+    return $self;
+}
+
+sub thaw {
+    my ($self) = @_;
+    kill 'CONT', $self->{pid} if delete $frozen{$self->{pid} // ''};
+    return $self;
+}
+
+END { kill 'CONT', keys %frozen if %frozen }
+
 # SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL, each bounded.
 sub stop {
     my ($self) = @_;
     return 1 unless $self->{pid};
+    $self->thaw;
     $self->try_cmd('SHUTDOWN', 'NOSAVE');
     return 1 unless $self->_reap(5);
     return 1 if $self->_signal_wait('TERM', 5);
