@@ -28,7 +28,8 @@ DEBUG_LOG_LEVEL ?= debug
 # make deps installs all of them (CI).
 #
 #   building (make, make install)
-BUILD_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev gcc make
+BUILD_PKGS = nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev libssl-dev \
+             gcc make
 #   make run: the demo's Redis and Postgres
 RUN_PKGS   = redis-server postgresql
 #   the t/ suite, on top of BUILD and RUN: test-only tools go here

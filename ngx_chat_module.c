@@ -20,8 +20,10 @@
 #include "ngx_chat_pg.h"
 #include "ngx_chat_writer.h"
 #include "ngx_chat_session.h"
+#include "ngx_chat_variables.h"
 
 
+static ngx_int_t ngx_chat_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_chat_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
@@ -88,6 +90,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_chat_loc_conf_t, user),
+      NULL },
+
+    { ngx_string("chat_jwt_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_jwt_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("chat_rooms"),
@@ -256,7 +265,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_chat_preconfiguration,             /* preconfiguration */
     ngx_chat_postconfiguration,            /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */
@@ -284,6 +293,13 @@ ngx_module_t  ngx_chat_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_chat_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_chat_variables_add(cf);
+}
 
 
 static ngx_int_t

@@ -25,6 +25,7 @@
 #define NGX_CHAT_ROOM_MAX         128
 #define NGX_CHAT_USER_MAX         256
 #define NGX_CHAT_ID_MAX           64
+#define NGX_CHAT_JWT_MAX          8192
 #define NGX_CHAT_WORKER_ID_LEN    64
 #define NGX_CHAT_PREFIX_MAX       64
 
@@ -56,6 +57,8 @@ typedef struct {
     ngx_flag_t                  notify;
     ngx_uint_t                  notify_max;
     ngx_uint_t                  endpoints;
+    ngx_str_t                   jwt_secret;
+    ngx_int_t                   jwt_index[2]; /* $chat_jwt_user, _rooms */
 } ngx_chat_main_conf_t;
 
 

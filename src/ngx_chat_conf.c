@@ -17,6 +17,9 @@
 #include "ngx_chat_admin.h"
 
 
+#define NGX_CHAT_JWT_SECRET_MIN  32    /* RFC 7518 3.2: the hash's size */
+
+
 void *
 ngx_chat_create_main_conf(ngx_conf_t *cf)
 {
@@ -364,6 +367,33 @@ ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *origin = value[i];
     }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_chat_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (cmcf->jwt_secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < NGX_CHAT_JWT_SECRET_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_secret\" must be at least %d bytes "
+                           "(RFC 7518: an HS256 key is no shorter than its "
+                           "hash)", NGX_CHAT_JWT_SECRET_MIN);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->jwt_secret = value[1];
 
     return NGX_CONF_OK;
 }

@@ -24,6 +24,7 @@ char *ngx_chat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_chat_jwt_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 #endif /* _NGX_CHAT_CONF_H_INCLUDED_ */

@@ -25,7 +25,6 @@ typedef struct {
 } ngx_chat_decode_op_t;
 
 
-static cJSON *ngx_chat_decode_json(u_char *data, size_t len, char **reason);
 static ngx_int_t ngx_chat_decode_fields(ngx_chat_request_t *req,
     ngx_chat_decode_op_t *ops, ngx_uint_t op);
 static cJSON *ngx_chat_decode_stored_json(ngx_str_t *room, u_char *data,
@@ -113,7 +112,7 @@ ngx_chat_decode_command(u_char *data, size_t len, ngx_chat_request_t *req)
  * string short at "\u0000": both are refused first.
  */
 
-static cJSON *
+cJSON *
 ngx_chat_decode_json(u_char *data, size_t len, char **reason)
 {
     u_char      *p, *last;
@@ -234,6 +233,15 @@ ngx_chat_decode_fields(ngx_chat_request_t *req, ngx_chat_decode_op_t *ops,
         }
 
         req->has_since = (rc == NGX_OK);
+
+        if (ngx_chat_decode_string(json, "token", &req->token) == NGX_ERROR
+            || req->token.len > NGX_CHAT_JWT_MAX)
+        {
+            return ngx_chat_decode_fail(req, NGX_CHAT_ERR_BAD_REQUEST,
+                                          "\"token\" must be a string of at "
+                                          "most 8192 bytes");
+        }
+
         break;
 
     case NGX_CHAT_REQ_SEND:

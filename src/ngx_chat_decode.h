@@ -19,6 +19,7 @@ ngx_int_t ngx_chat_decode_command(u_char *data, size_t len,
     ngx_chat_request_t *req);
 void ngx_chat_decode_free(ngx_chat_request_t *req);
 ngx_int_t ngx_chat_decode_user(ngx_str_t *user);
+cJSON *ngx_chat_decode_json(u_char *data, size_t len, char **reason);
 
 cJSON *ngx_chat_decode_message(ngx_str_t *room, u_char *data, size_t len,
     ngx_chat_msg_t *msg);

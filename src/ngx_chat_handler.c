@@ -14,6 +14,8 @@
 #include "ngx_chat_encode.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_rooms.h"
+#include "ngx_chat_status.h"
+#include "ngx_chat_variables.h"
 
 
 /*
@@ -55,6 +57,10 @@ ngx_chat_handler(ngx_http_request_t *r)
         r->keepalive = 0;
 
         if (rc == NGX_DECLINED) {
+            if (ngx_chat_variables_token(r)) {
+                ngx_chat_stat_inc(refused_token);
+            }
+
             return NGX_HTTP_UNAUTHORIZED;
         }
 

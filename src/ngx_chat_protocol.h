@@ -54,6 +54,7 @@ typedef struct {
     ngx_str_t           id;
     ngx_str_t           room;
     ngx_str_t           text;
+    ngx_str_t           token;      /* join */
     uint64_t            since;
     uint64_t            before;
     ngx_uint_t          limit;

@@ -6,10 +6,12 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_http.h>
 #include "ngx_chat_request.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_status.h"
 #include "ngx_chat_rooms.h"
+#include "ngx_chat_jwt.h"
 
 
 /*
@@ -26,6 +28,8 @@
 static void ngx_chat_request_join(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_request_join_done(ngx_chat_store_op_t *op);
+static ngx_uint_t ngx_chat_request_token(ngx_chat_session_t *s,
+    ngx_chat_request_t *req);
 static void ngx_chat_request_leave(ngx_chat_session_t *s,
     ngx_chat_request_t *req, ngx_chat_member_t *m);
 static void ngx_chat_request_send(ngx_chat_session_t *s,
@@ -107,7 +111,9 @@ ngx_chat_request_join(ngx_chat_session_t *s, ngx_chat_request_t *req,
         room = m->room;
 
     } else {
-        if (s->allowed && !ngx_chat_rooms_allow(s->allowed, &req->room)) {
+        if (s->allowed && !ngx_chat_rooms_allow(s->allowed, &req->room)
+            && !ngx_chat_request_token(s, req))
+        {
             ngx_log_error(NGX_LOG_INFO, s->log, 0,
                           "chat: join of \"%V\" forbidden by chat_rooms",
                           &req->room);
@@ -151,6 +157,30 @@ ngx_chat_request_join(ngx_chat_session_t *s, ngx_chat_request_t *req,
     }
 
     ngx_chat_store->join(op);
+}
+
+
+/* a join token lets in one room chat_rooms does not (a ban still wins) */
+
+static ngx_uint_t
+ngx_chat_request_token(ngx_chat_session_t *s, ngx_chat_request_t *req)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (req->token.len == 0) {
+        return 0;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
+
+    if (cmcf->jwt_secret.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat: join token refused: no chat_jwt_secret");
+        return 0;
+    }
+
+    return ngx_chat_jwt_join(&cmcf->jwt_secret, &req->token, &s->peer.user,
+                             &req->room, s->log);
 }
 
 
