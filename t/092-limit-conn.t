@@ -175,8 +175,9 @@ ok($a1 && $a2, 'ip A: 2 connections accepted');
     is($st, 429, 'ip A: the third gets 429');
     like($h->{connection} // '', qr/^close$/i, '... with Connection: close');
     ok($eof, '... and the server closes the connection');
+    my $over = 'chat: over chat_limit_conn of 2 (';
     like(log_since($n, $off),
-         qr/\[info\].*chat: over chat_limit_conn of 2 \(\S+:\d+\), a key of 1 bytes: 429/,
+         qr/\[info\].*\Q$over\E\S+:\d+\), a key of 1 bytes: 429/,
          '... logged at info with the limit and the key length');
     ok($a1->alive && $a2->alive, 'the two accepted ones work');
 }
@@ -398,6 +399,8 @@ none_open();
     is(ChatTest::worker_pid_of($n, $k1), $victim, '... its pid');
     is(status_of($port, '/chat?ip=K&user=k3'), 429, 'ip K is full');
     my $off = length $n->error_log;
+    my $dropped = 'chat: chat_limit_conn: dropped 2 connections counted '
+                  . 'by exited workers';
     kill 'KILL', $victim;
     ok($k1->eof(5) && $k2->eof(5), 'the clients see the worker go');
     ok(ChatTest::wait_until(sub {
@@ -405,7 +408,7 @@ none_open();
         @w == 2 && !grep { $_->{pid} == $victim } @w;
     }, 10), 'the worker is replaced');
     ok(ChatTest::wait_until(sub {
-        log_since($n, $off) =~ /\[notice\].*chat: chat_limit_conn: dropped 2 connections counted by exited workers/
+        log_since($n, $off) =~ /\[notice\].*\Q$dropped\E/
     }, 5), 'the replacement logs the 2 slots it gave back, at notice');
     my @k = map { wait_ws($port, "/chat?ip=K&user=kk$_") } 1 .. 2;
     ok($k[0] && $k[1], 'ip K: 2 connections accepted again');
