@@ -21,6 +21,7 @@
 #include "ngx_chat_writer.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_variables.h"
+#include "ngx_chat_limit.h"
 
 
 static ngx_int_t ngx_chat_preconfiguration(ngx_conf_t *cf);
@@ -260,6 +261,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_limit_conn"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_chat_limit_conn,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -305,6 +313,10 @@ ngx_chat_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_chat_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_chat_limit_init_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_chat_status_init_conf(cf);
 }
 
@@ -371,6 +383,8 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     if (ngx_chat_status_init_process(cycle, ngx_chat_links) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    ngx_chat_limit_init_process(cycle);
 
     /* the transcript's pool first: the store reads it, the writer fills it */
 
@@ -447,5 +461,6 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         ngx_chat_pg_done();
     }
 
+    ngx_chat_limit_exit_process(cycle);
     ngx_chat_status_exit_process(cycle);
 }

@@ -37,6 +37,7 @@ typedef struct ngx_chat_session_s  ngx_chat_session_t;
 typedef struct ngx_chat_room_s     ngx_chat_room_t;
 typedef struct ngx_chat_ws_s       ngx_chat_ws_t;
 typedef struct ngx_chat_frame_s    ngx_chat_frame_t;
+typedef struct ngx_chat_limit_held_s  ngx_chat_limit_held_t;
 
 
 typedef struct ngx_chat_redis_conf_s  ngx_chat_redis_conf_t;
@@ -84,6 +85,7 @@ typedef struct {
     ngx_chat_rate_t             request_rate; /* every request but send */
     ngx_uint_t                  max_pending;
     ngx_array_t                *origins;     /* of ngx_str_t */
+    ngx_array_t                *limits;      /* chat_limit_conn's lines */
 } ngx_chat_loc_conf_t;
 
 

@@ -149,6 +149,7 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     lcf->request_rate.burst = NGX_CONF_UNSET_UINT;
     lcf->max_pending = NGX_CONF_UNSET_UINT;
     lcf->origins = NGX_CONF_UNSET_PTR;
+    lcf->limits = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -182,6 +183,7 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->request_rate.burst, 50000);
     ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 32);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
+    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
 
     if (conf->ping_interval == 0 || conf->idle_timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -16,6 +16,7 @@
 #include "ngx_chat_rooms.h"
 #include "ngx_chat_status.h"
 #include "ngx_chat_variables.h"
+#include "ngx_chat_limit.h"
 
 
 /*
@@ -35,8 +36,9 @@ ngx_chat_handler(ngx_http_request_t *r)
     ngx_int_t             rc;
     ngx_str_t             user, rooms;
     ngx_chat_ws_t        *ws;
-    ngx_chat_session_t   *s;
-    ngx_chat_loc_conf_t  *lcf;
+    ngx_chat_session_t     *s;
+    ngx_chat_loc_conf_t    *lcf;
+    ngx_chat_limit_held_t  *limit;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
@@ -79,9 +81,17 @@ ngx_chat_handler(ngx_http_request_t *r)
         }
     }
 
+    /* the last check: a handshake refused for anything else takes none */
+
+    rc = ngx_chat_limit_take(r, lcf->limits, &limit);
+    if (rc != NGX_OK) {
+        r->keepalive = 0;
+        return rc;
+    }
+
     ws = ngx_chat_ws_create(r, lcf);
     if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     s = ngx_chat_session_create(r->connection->pool, &user,
@@ -91,21 +101,27 @@ ngx_chat_handler(ngx_http_request_t *r)
                                 &ngx_chat_encode_codec, ws,
                                 r->connection->log);
     if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     ws->data = s;
     ws->on_message = ngx_chat_handler_message;
 
     if (ngx_chat_ws_start(ws) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     ws->on_cleanup = ngx_chat_handler_cleanup;
 
-    ngx_chat_session_start(s);
+    ngx_chat_session_start(s, limit);
 
     return NGX_DONE;
+
+failed:
+
+    ngx_chat_limit_release(limit);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 

@@ -43,6 +43,8 @@ struct ngx_chat_session_s {
     uint32_t                    rtokens;      /* chat_request_rate's */
     ngx_msec_t                  tokens_time;
     ngx_uint_t                  refusals;
+
+    ngx_chat_limit_held_t      *limit;        /* chat_limit_conn's counts */
 };
 
 

@@ -11,6 +11,7 @@
 #include "ngx_chat_worker.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_status.h"
+#include "ngx_chat_limit.h"
 
 
 /*
@@ -102,11 +103,16 @@ ngx_chat_session_create(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *rooms,
 }
 
 
-/* the transport is up: the client is online, and welcomed */
+/*
+ * the transport is up: the client is online, and welcomed; limit: what
+ * it counts in chat_limit_conn, given back at the close
+ */
 
 void
-ngx_chat_session_start(ngx_chat_session_t *s)
+ngx_chat_session_start(ngx_chat_session_t *s, ngx_chat_limit_held_t *limit)
 {
+    s->limit = limit;
+
     if (ngx_chat_session_users.root == NULL) {
         ngx_rbtree_init(&ngx_chat_session_users, &ngx_chat_session_sentinel,
                         ngx_chat_session_insert);
@@ -149,6 +155,9 @@ ngx_chat_session_close(ngx_chat_session_t *s)
     ngx_rbtree_delete(&ngx_chat_session_users, &s->node);
 
     ngx_chat_stat_dec(connections);
+
+    ngx_chat_limit_release(s->limit);
+    s->limit = NULL;
 }
 
 

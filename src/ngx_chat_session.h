@@ -24,7 +24,8 @@ ngx_chat_session_t *ngx_chat_session_create(ngx_pool_t *pool,
     ngx_str_t *user, ngx_str_t *rooms, ngx_atomic_uint_t number,
     ngx_chat_loc_conf_t *conf, ngx_chat_transport_t *transport,
     ngx_chat_codec_t *codec, void *conn, ngx_log_t *log);
-void ngx_chat_session_start(ngx_chat_session_t *s);
+void ngx_chat_session_start(ngx_chat_session_t *s,
+    ngx_chat_limit_held_t *limit);
 void ngx_chat_session_request(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
 void ngx_chat_session_close(ngx_chat_session_t *s);
