@@ -33,9 +33,9 @@ static void ngx_chat_handler_cleanup(ngx_chat_ws_t *ws);
 ngx_int_t
 ngx_chat_handler(ngx_http_request_t *r)
 {
-    ngx_int_t             rc;
-    ngx_str_t             user, rooms;
-    ngx_chat_ws_t        *ws;
+    ngx_int_t               rc;
+    ngx_str_t               user, rooms;
+    ngx_chat_ws_t          *ws;
     ngx_chat_session_t     *s;
     ngx_chat_loc_conf_t    *lcf;
     ngx_chat_limit_held_t  *limit;
