@@ -43,6 +43,11 @@ location = /chat {
     chat_request_rate 1000r/s burst=1000;
     chat_max_message_size 16k;
 }
+location = /limited {
+    chat;
+    chat_user $chat_jwt_user;
+    chat_limit_conn $chat_jwt_user 1;
+}
 location = /vars {
     return 200 "user=[$chat_jwt_user] rooms=[$chat_jwt_rooms]\n";
 }
@@ -250,6 +255,18 @@ is($n->status->{refused_token} // 0, $refused + @bad,
     is($r && $r->{code}, 'forbidden', 'banned: the join token is refused');
     is($r && $r->{message}, 'banned from this room', '... for the ban');
     $ws->close_socket;
+}
+
+# the claims serve any directive: one connection per token user
+{
+    my $a = token(sub => 'alice');
+    my $ws = ChatTest::WS->chat($port, path => "/limited?token=$a");
+    my ($st) = ChatTest::ws_handshake($port, path => "/limited?token=$a");
+    is($st, 429, 'chat_limit_conn $chat_jwt_user 1: a second alice gets 429');
+    my $bob = ChatTest::WS->chat($port,
+                                 path => '/limited?token=' . token(sub => 'bob'));
+    is($bob->welcome->{user}, 'bob', '... bob connects');
+    $_->close_socket for $ws, $bob;
 }
 
 $n->stop;
