@@ -163,18 +163,19 @@ sub kill {
 my %frozen;
 sub freeze {
     my ($self) = @_;
-    kill 'STOP', $self->{pid} or die "cannot SIGSTOP redis-server: $!\n";
+    CORE::kill('STOP', $self->{pid})
+        or die "cannot SIGSTOP redis-server: $!\n";
     $frozen{$self->{pid}} = 1;
     return $self;
 }
 
 sub thaw {
     my ($self) = @_;
-    kill 'CONT', $self->{pid} if delete $frozen{$self->{pid} // ''};
+    CORE::kill 'CONT', $self->{pid} if delete $frozen{$self->{pid} // ''};
     return $self;
 }
 
-END { kill 'CONT', keys %frozen if %frozen }
+END { CORE::kill 'CONT', keys %frozen if %frozen }
 
 # SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL, each bounded.
 sub stop {
