@@ -477,6 +477,10 @@ my $B = $r->start_nginx(%two, extra => "chat_presence_ttl 10s;\n");
                  . (exists_key('idle') ? 'still there' : 'expired')
                  . ' after 2.4 s without requests');
             $i1->call({ op => 'heartbeat' });
+            # the refresh goes through i1's worker's Redis link, the close
+            # through i2's (maybe another worker's): the refresh first
+            ChatTest::wait_until(sub { rcmd('PTTL', pkey('idle')) > 1500 },
+                                 1);
             close_clean($i2);
             $idle_closed = time;
         }
