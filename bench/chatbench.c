@@ -2697,6 +2697,11 @@ main(int argc, char **argv)
     need = share + (opt.nchan ? (opt.senders + opt.procs - 1) / opt.procs : 0)
            + 32;
 
+    /* churned connections are closed at their welcome */
+    if (opt.churn && opt.concurrency < share) {
+        need = opt.concurrency * 2 + 32;
+    }
+
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
         && need > rl.rlim_cur)
     {
