@@ -38,8 +38,9 @@ RUN_PKGS   = redis-server postgresql
 #   runs the example consumer conf/notify-consumer.py, which the module
 #   itself never needs, so it is no RUN package)
 TEST_PKGS  = perl openssl prometheus python3-redis
-#   make fuzz, on top of BUILD: libFuzzer
-FUZZ_PKGS  = clang libclang-rt-14-dev
+#   make fuzz, on top of BUILD: libFuzzer, and dpkg-source for the nginx
+#   source whose ngx_string.c the jwt target links (as make debug-nginx)
+FUZZ_PKGS  = clang libclang-rt-14-dev dpkg-dev
 #   make bench, on top of BUILD, RUN and TEST (bench/run.pl uses t/lib)
 BENCH_PKGS = libnginx-mod-nchan
 #   make debug-nginx, on top of BUILD: what nginx-dev already pulls in,
@@ -206,8 +207,9 @@ test-debug: debug-nginx
 	NGINX_BIN=$(BUILD)/debug/nginx CHAT_MODULE=$(BUILD)/debug/ngx_chat_module.so \
 	CHAT_TEST_LOG_LEVEL=$(DEBUG_LOG_LEVEL) prove -r t
 
-fuzz: fuzz-deps $(BUILD)/nginx/objs/Makefile
-	$(MAKE) -C fuzz BUILD=$(BUILD) SECONDS=$(FUZZ_SECONDS) run
+fuzz: fuzz-deps $(BUILD)/nginx/objs/Makefile $(DEBUG_SRC)/configure
+	$(MAKE) -C fuzz BUILD=$(BUILD) NGX_SOURCE=$(DEBUG_SRC) \
+	    SECONDS=$(FUZZ_SECONDS) run
 
 bench: bench-deps all $(BENCH_BINS)
 	perl bench/run.pl

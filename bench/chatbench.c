@@ -48,6 +48,8 @@
 #define CB_MAX_ROOMS      1000000
 #define CB_MAX_CONNS      10000000
 #define CB_MAX_RECONNECTS 1000
+#define CB_MAX_TOKENS     100000
+#define CB_MAX_TOKEN_LEN  4096
 #define CB_LATE_NS        (10 * CB_MS)
 #define CB_QUIET_NS       CB_NS
 #define CB_TICK_NS        (100 * CB_MS)
@@ -180,6 +182,10 @@ typedef struct {
     int             nserver;
     pid_t           other_pids[CB_MAX_PIDS];
     int             nother;
+    int             churn;
+    const char     *token_file;
+    char          **tokens;
+    uint64_t        ntokens;
 } cb_opts_t;
 
 
@@ -1119,6 +1125,14 @@ chat_event(cb_conn_t *c, const u_char *p, size_t n)
     }
 
     if (json_is(t, e, "welcome")) {
+        if (c->state == ST_WELCOME && opt.churn) {
+            c->state = ST_READY;
+            st.ready++;
+            settle();
+            conn_close(c, 0);
+            return -1;
+        }
+
         if (c->state == ST_WELCOME) {
             l = (size_t) snprintf((char *) jbuf, 512,
                                   "{\"op\":\"join\",\"room\":\"%s%u\"}",
@@ -1533,7 +1547,7 @@ conn_connected(cb_conn_t *c)
 {
     int        err, n;
     socklen_t  l;
-    char       req[1024];
+    char       req[CB_MAX_TOKEN_LEN + 1024];
 
     err = 0;
     l = sizeof(err);
@@ -1577,6 +1591,11 @@ conn_connected(cb_conn_t *c)
     if (opt.nchan) {
         n = snprintf(req, sizeof(req), "GET %s%s%u HTTP/1.1\r\n",
                      opt.sub_path, opt.prefix, c->room);
+    } else if (opt.ntokens) {
+        n = snprintf(req, sizeof(req), "GET %s%stoken=%s HTTP/1.1\r\n",
+                     opt.path, strchr(opt.path, '?') ? "&" : "?",
+                     opt.tokens[c->idx % opt.ntokens]);
+
     } else {
         n = snprintf(req, sizeof(req), "GET %s%suser=u%u HTTP/1.1\r\n",
                      opt.path, strchr(opt.path, '?') ? "&" : "?", c->idx);
@@ -2325,7 +2344,11 @@ usage(FILE *f)
 "  --drain S                max seconds to wait for deliveries (5)\n"
 "  --server-pids a,b        server pids sampled in /proc\n"
 "  --other-pids a,b         other pids whose CPU time is reported\n"
-"  --timeout S              hard limit on the whole run (300)\n");
+"  --timeout S              hard limit on the whole run (300)\n"
+"  --churn                  close each connection at its welcome, no join:\n"
+"                           --conns handshakes, --concurrency at a time\n"
+"  --token-file F           ?token=<line i %% lines> instead of ?user=u<i>\n"
+"                           (at most 100000 lines of 4096 bytes)\n");
 }
 
 
@@ -2367,6 +2390,73 @@ pid_list(const char *name, const char *v, pid_t *pids)
 }
 
 
+/* one token a line, URL-safe (base64url and dots): sent as they are */
+
+static void
+read_tokens(const char *name)
+{
+    FILE    *f;
+    char     line[CB_MAX_TOKEN_LEN + 2];
+    size_t   n, i;
+    uint64_t  k;
+
+    f = fopen(name, "r");
+    if (f == NULL) {
+        die("--token-file %s: %s", name, strerror(errno));
+    }
+
+    opt.tokens = calloc(CB_MAX_TOKENS, sizeof(char *));
+    if (opt.tokens == NULL) {
+        die("out of memory");
+    }
+
+    for (k = 0; k <= CB_MAX_TOKENS && fgets(line, sizeof(line), f); k++) {
+        n = strlen(line);
+
+        if (n && line[n - 1] == '\n') {
+            line[--n] = '\0';
+
+        } else if (!feof(f)) {
+            die("--token-file %s: line %" PRIu64 " over %d bytes", name,
+                k + 1, CB_MAX_TOKEN_LEN);
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        if (n > CB_MAX_TOKEN_LEN || opt.ntokens == CB_MAX_TOKENS) {
+            die("--token-file %s: over %d lines or %d bytes a line", name,
+                CB_MAX_TOKENS, CB_MAX_TOKEN_LEN);
+        }
+
+        for (i = 0; i < n; i++) {
+            if (!((line[i] >= 'a' && line[i] <= 'z')
+                  || (line[i] >= 'A' && line[i] <= 'Z')
+                  || (line[i] >= '0' && line[i] <= '9')
+                  || strchr("-_.", line[i])))
+            {
+                die("--token-file %s: line %" PRIu64 ": not base64url and "
+                    "dots", name, k + 1);
+            }
+        }
+
+        opt.tokens[opt.ntokens] = strdup(line);
+        if (opt.tokens[opt.ntokens] == NULL) {
+            die("out of memory");
+        }
+        opt.ntokens++;
+    }
+
+    if (ferror(f) || opt.ntokens == 0) {
+        die("--token-file %s: %s", name, ferror(f) ? "read error"
+                                                  : "no token");
+    }
+
+    fclose(f);
+}
+
+
 static void
 parse_args(int argc, char **argv)
 {
@@ -2394,6 +2484,8 @@ parse_args(int argc, char **argv)
         { "other-pids", required_argument, NULL, 'u' },
         { "timeout", required_argument, NULL, 'v' },
         { "connect-timeout", required_argument, NULL, 'w' },
+        { "churn", no_argument, NULL, 'x' },
+        { "token-file", required_argument, NULL, 'y' },
         { "help", no_argument, NULL, 'H' },
         { NULL, 0, NULL, 0 }
     };
@@ -2481,6 +2573,8 @@ parse_args(int argc, char **argv)
         case 'w':
             opt.connect_timeout = num("connect-timeout", optarg, 0.1, 86400);
             break;
+        case 'x': opt.churn = 1; break;
+        case 'y': opt.token_file = optarg; break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -2504,6 +2598,15 @@ parse_args(int argc, char **argv)
 
     if (opt.senders > opt.conns) {
         opt.senders = opt.conns;
+    }
+
+    /* churned connections are gone before anything could be sent */
+    if (opt.churn) {
+        opt.senders = 0;
+    }
+
+    if (opt.token_file) {
+        read_tokens(opt.token_file);
     }
 
     if (opt.size < 25) {
@@ -2593,6 +2696,11 @@ main(int argc, char **argv)
     share = (opt.conns + opt.procs - 1) / opt.procs;
     need = share + (opt.nchan ? (opt.senders + opt.procs - 1) / opt.procs : 0)
            + 32;
+
+    /* churned connections are closed at their welcome */
+    if (opt.churn && opt.concurrency < share) {
+        need = opt.concurrency * 2 + 32;
+    }
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
         && need > rl.rlim_cur)

@@ -23,6 +23,8 @@ use File::Temp ();
 use Getopt::Long;
 use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
 
 my $REPO;
 BEGIN { $REPO = abs_path(dirname(abs_path(__FILE__)) . '/..') }
@@ -104,7 +106,21 @@ my @SCENARIOS = (
                    duration => 2, size => 500, workers => 2, procs => 2,
                    sources => 2 },
     },
+    {
+        # each connection: connect, upgrade, welcome, close; once with
+        # chat_user $arg_user, once with a token in ?token=
+        name => 'handshake', title => 'handshakes',
+        nchan => 0, handshake => 1,
+        full  => { conns => 40000, rooms => 1, workers => 2, procs => 2,
+                   sources => 4, concurrency => 64, duration => 0 },
+        smoke => { conns => 3000, rooms => 1, workers => 2, procs => 2,
+                   sources => 2, concurrency => 64, duration => 0 },
+    },
 );
+
+# the handshake scenario's tokens: 1,000 users, a few rooms each
+my $JWT_SECRET = 'bench-secret-' . ('x' x 32);
+my $JWT_USERS = 1000;
 
 my %want = map { $_ => 1 } grep { length } split /,/, $only;
 my $started = time;
@@ -117,6 +133,8 @@ for my $sc (@SCENARIOS) {
     next if %want && !$want{$sc->{name}};
     my $p = $smoke ? $sc->{smoke} : $sc->{full};
     $res{$sc->{name}}{chat} = run_chat($sc, $p);
+    $res{$sc->{name}}{jwt} = run_chat($sc, { %$p, jwt => 1 })
+        if $sc->{handshake};
     $res{$sc->{name}}{nchan} = run_nchan($sc, $p)
         if $sc->{nchan} && !$no_nchan;
 }
@@ -151,8 +169,11 @@ sub run_chat {
     my $redis_cpu = cpu_ms($redis->pid);
     my $r = chatbench($sc, $p, 'chat', $ng, \@other);
     $r->{redis_cpu_ms} = cpu_ms($redis->pid) - $redis_cpu;
-    $r->{server} = 'ngx_chat';
+    $r->{server} = $p->{jwt} ? 'ngx_chat, jwt' : 'ngx_chat';
     $r->{scenario} = $sc->{name};
+    $r->{cpu_us_per_hs} = sprintf('%.1f',
+        ($r->{server_cpu_connect_ms} // 0) * 1000 / $r->{connected})
+        if $sc->{handshake} && $r->{connected};
     $r->{acked_per_s} = int(($r->{acked} // 0) / $p->{duration})
         if $p->{duration};
 
@@ -193,12 +214,17 @@ sub chatbench {
                 '--server-pids', join(',', @{$ng->{workers}}),
                 '--timeout', 600, '--connect-timeout', 120);
     push @args, '--other-pids', join(',', @$other) if @$other;
+    push @args, '--churn', '--concurrency', $p->{concurrency}
+        if $sc->{handshake};
+    push @args, '--token-file', jwt_tokens($ng) if $p->{jwt};
     push @args, '--rate', $p->{rate} // 0;
     push @args, '--duration', $p->{duration} // 0;
     for my $k (qw(senders window size hold)) {
         push @args, "--$k", $p->{$k} if defined $p->{$k};
     }
-    print STDERR "bench: $sc->{name} $proto: @args[1 .. $#args]\n";
+    print STDERR "bench: $sc->{name} $proto"
+        . ($sc->{handshake} ? $p->{jwt} ? ' (jwt)' : ' ($arg_user)' : '')
+        . ": @args[1 .. $#args]\n";
 
     my $log = "$ng->{root}/chatbench.err";
     open(my $fh, '-|', "@args 2>$log") or die "chatbench: $!\n";
@@ -216,6 +242,24 @@ sub chatbench {
         $failures++;
     }
     return \%r;
+}
+
+# HS256 tokens for users u0.. in a file beside nginx's config; exp in an
+# hour, rooms claim of three names and patterns
+sub jwt_tokens {
+    my ($ng) = @_;
+    my $file = "$ng->{root}/tokens";
+    my $head = encode_base64url('{"alg":"HS256","typ":"JWT"}');
+    my $exp = int(time) + 3600;
+    open(my $fh, '>', $file) or die "$file: $!\n";
+    for my $i (0 .. $JWT_USERS - 1) {
+        my $body = encode_base64url(qq({"sub":"u$i","exp":$exp,)
+            . qq("rooms":["handshake-0","team-$i","dm:u$i:*"]}));
+        my $sig = encode_base64url(hmac_sha256("$head.$body", $JWT_SECRET));
+        print $fh "$head.$body.$sig\n";
+    }
+    close $fh or die "$file: $!\n";
+    return $file;
 }
 
 # user + system CPU time of a process (all its threads), in ms
@@ -287,6 +331,13 @@ sub chat_conf {
     my $rooms = $acl ? '            chat_rooms "'
         . join(' ', (map { "team-$_-*" } 1 .. 99), "$sc->{name}-*") . "\";\n"
         : '';
+    my $user = '$arg_user';
+    my $secret = '';
+    if ($p->{jwt}) {
+        $user = '$chat_jwt_user';
+        $rooms = "            chat_rooms \$chat_jwt_rooms;\n";
+        $secret = "    chat_jwt_secret $JWT_SECRET;\n";
+    }
     return sub {
         my ($root, $port) = @_;
         return "load_module $MODULE;\n" . common_conf($p, $root, $port)
@@ -297,11 +348,11 @@ http {
     chat_postgres "$conninfo";
     chat_presence_events_max 1000;
     chat_notify @{[ $notify ? 'on' : 'off' ]};
-    server {
+$secret    server {
         listen 127.0.0.1:$port reuseport backlog=4096;
         location = /chat {
             chat;
-            chat_user \$arg_user;
+            chat_user $user;
             chat_rate 100000r/s burst=100000;
 $rooms        }
         location = /status { chat_status; }
@@ -396,7 +447,7 @@ sub nginx_stop {
     if (@bad) {
         splice(@bad, 10) if @bad > 10;
         warn "bench: $r->{server} error log:\n" . join("\n", @bad) . "\n";
-        if ($r->{server} eq 'ngx_chat') {
+        if ($r->{server} =~ /^ngx_chat/) {
             $failures++;
         } else {
             push @notes, "$r->{server}, $r->{scenario}: " . join('; ', @bad);
@@ -491,6 +542,26 @@ sub write_report {
     $md .= row('durable', 'rows in Postgres / acked', 'pg_rows');
     $md .= row('durable', 'Postgres caught up after', 'pg_catchup_s');
 
+    if (my $a = $res{handshake}{chat}) {
+        my $j = $res{handshake}{jwt} // {};
+        $md .= "\nHandshakes (connect, upgrade, welcome, close; "
+            . "$a->{conns} per configuration, nginx CPU over the "
+            . "handshakes, /proc ticks):\n\n"
+            . "| chat_user | handshakes/s | nginx CPU ms | "
+            . "nginx CPU us per handshake | vs \$arg_user | target |\n"
+            . "| --- | --- | --- | --- | --- | --- |\n";
+        for my $r ($a, $j) {
+            next unless %$r;
+            $md .= sprintf("| %s | %s | %s | %s | %s | %s |\n",
+                $r == $a ? '$arg_user' : '$chat_jwt_user (token)',
+                fmt($r->{handshake_per_s}), fmt($r->{server_cpu_connect_ms}),
+                fmt($r->{cpu_us_per_hs}),
+                $r == $a ? '-' : ratio($r->{cpu_us_per_hs},
+                                       $a->{cpu_us_per_hs}),
+                $r == $a ? '' : '<= 1.10x');
+        }
+    }
+
     $md .= "\nCPU per delivery against the floor (one write() of a "
         . "100-byte frame per delivery to N loopback connections, "
         . "bench/floor.c):\n\n"
@@ -522,7 +593,7 @@ sub write_report {
         . "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
         . "--- | --- |\n";
     for my $sc (map { $_->{name} } @SCENARIOS) {
-        for my $s (qw(chat nchan)) {
+        for my $s (qw(chat jwt nchan)) {
             my $r = $res{$sc}{$s} or next;
             $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s "
                            . "| %s | %s -> %s | %s |\n", $sc, $r->{server},

@@ -11,8 +11,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include "ngx_chat_fuzz_stubs.h"
 
 
 void *
@@ -22,59 +21,58 @@ ngx_alloc(size_t size, ngx_log_t *log)
 }
 
 
-/* only the conversions the fuzzed code uses: %uA %uL %ui %s */
+/*
+ * The pool hands out exact-size heap blocks, so ASan sees an overrun of
+ * any one of them, and keeps them until ngx_chat_fuzz_pool_free().
+ */
 
-u_char * ngx_cdecl
-ngx_sprintf(u_char *buf, const char *fmt, ...)
+#define NGX_CHAT_FUZZ_POOL_MAX  64
+
+static void        *ngx_chat_fuzz_pool[NGX_CHAT_FUZZ_POOL_MAX];
+static ngx_uint_t   ngx_chat_fuzz_pool_n;
+
+
+void *
+ngx_pnalloc(ngx_pool_t *pool, size_t size)
 {
-    va_list  args;
+    void  *p;
 
-    va_start(args, fmt);
-
-    while (*fmt) {
-
-        if (*fmt != '%') {
-            *buf++ = *fmt++;
-            continue;
-        }
-
-        fmt++;
-
-        if (*fmt == 's') {
-            buf += sprintf((char *) buf, "%s", va_arg(args, char *));
-            fmt++;
-            continue;
-        }
-
-        if (*fmt == 'u') {
-            fmt++;
-        }
-
-        switch (*fmt++) {
-        case 'A':
-            buf += sprintf((char *) buf, "%lu",
-                           (unsigned long) va_arg(args, ngx_atomic_uint_t));
-            break;
-
-        case 'L':
-            buf += sprintf((char *) buf, "%llu",
-                           (unsigned long long) va_arg(args, uint64_t));
-            break;
-
-        default:
-            buf += sprintf((char *) buf, "%lu",
-                           (unsigned long) va_arg(args, ngx_uint_t));
-        }
+    if (ngx_chat_fuzz_pool_n == NGX_CHAT_FUZZ_POOL_MAX) {
+        abort();
     }
 
-    va_end(args);
+    /* malloc(0) may return NULL, which the caller would take for failure */
 
-    return buf;
+    p = malloc(size ? size : 1);
+    if (p == NULL) {
+        abort();
+    }
+
+    ngx_chat_fuzz_pool[ngx_chat_fuzz_pool_n++] = p;
+
+    return p;
 }
 
 
-void ngx_cdecl
-ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
-    const char *fmt, ...)
+void *
+ngx_palloc(ngx_pool_t *pool, size_t size)
 {
+    return ngx_pnalloc(pool, size);
 }
+
+
+void
+ngx_chat_fuzz_pool_free(void)
+{
+    while (ngx_chat_fuzz_pool_n) {
+        free(ngx_chat_fuzz_pool[--ngx_chat_fuzz_pool_n]);
+    }
+}
+
+
+/* ngx_time() is NGX_CHAT_FUZZ_NOW; ngx_string.c names ngx_cycle */
+
+static ngx_time_t  ngx_chat_fuzz_time = { NGX_CHAT_FUZZ_NOW, 0, 0 };
+
+volatile ngx_time_t   *ngx_cached_time = &ngx_chat_fuzz_time;
+volatile ngx_cycle_t  *ngx_cycle;
