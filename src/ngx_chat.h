@@ -59,7 +59,6 @@ typedef struct {
     ngx_uint_t                  notify_max;
     ngx_uint_t                  endpoints;
     ngx_str_t                   jwt_secret;
-    ngx_int_t                   jwt_index[2]; /* $chat_jwt_user, _rooms */
 } ngx_chat_main_conf_t;
 
 

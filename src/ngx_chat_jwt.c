@@ -9,6 +9,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#endif
 #include "ngx_chat_jwt.h"
 #include "ngx_chat_decode.h"
 #include "ngx_chat_rooms.h"
@@ -28,10 +31,25 @@ static ngx_int_t ngx_chat_jwt_decode(ngx_str_t *part, u_char *buf,
     char **reason);
 static cJSON *ngx_chat_jwt_check(ngx_str_t *secret, ngx_str_t *token,
     time_t now, char **reason);
+static ngx_int_t ngx_chat_jwt_hmac(ngx_str_t *secret, u_char *data,
+    size_t len, u_char *mac);
 static ngx_int_t ngx_chat_jwt_time(cJSON *payload, time_t now,
     char **reason);
 static ngx_uint_t ngx_chat_jwt_equal(cJSON *payload, char *name,
     ngx_str_t *value);
+
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+
+/*
+ * HMAC() looks the digest up and keys a context for each token; the
+ * worker keys one for its secret once and copies it
+ */
+
+static EVP_MAC_CTX  *ngx_chat_jwt_mac;
+static ngx_str_t     ngx_chat_jwt_key;
+
+#endif
 
 
 cJSON *
@@ -61,10 +79,9 @@ ngx_chat_jwt_check(ngx_str_t *secret, ngx_str_t *token, time_t now,
     u_char        *dot, *last;
     size_t         signed_len;
     u_char         buf[ngx_base64_decoded_length(NGX_CHAT_JWT_MAX)];
-    u_char         mac[EVP_MAX_MD_SIZE];
+    u_char         mac[32];
     cJSON         *json, *alg;
     ngx_str_t      head, body, sig;
-    unsigned int   len;
 
     if (token->len > NGX_CHAT_JWT_MAX) {
         *reason = "over 8192 bytes";
@@ -124,12 +141,8 @@ ngx_chat_jwt_check(ngx_str_t *secret, ngx_str_t *token, time_t now,
         return NULL;
     }
 
-    len = 0;
-
-    if (HMAC(EVP_sha256(), secret->data, (int) secret->len, token->data,
-             signed_len, mac, &len)
-        == NULL
-        || len != 32 || sig.len != 32
+    if (sig.len != 32
+        || ngx_chat_jwt_hmac(secret, token->data, signed_len, mac) != NGX_OK
         || CRYPTO_memcmp(mac, sig.data, 32) != 0)
     {
         *reason = "bad signature";
@@ -151,6 +164,77 @@ ngx_chat_jwt_check(ngx_str_t *secret, ngx_str_t *token, time_t now,
     }
 
     return json;
+}
+
+
+static ngx_int_t
+ngx_chat_jwt_hmac(ngx_str_t *secret, u_char *data, size_t len, u_char *mac)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+
+    size_t        n;
+    EVP_MAC      *hmac;
+    ngx_int_t     rc;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
+
+    if (ngx_chat_jwt_mac == NULL || ngx_chat_jwt_key.data != secret->data
+        || ngx_chat_jwt_key.len != secret->len)
+    {
+        EVP_MAC_CTX_free(ngx_chat_jwt_mac);
+        ngx_chat_jwt_mac = NULL;
+
+        hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+        if (hmac == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx = EVP_MAC_CTX_new(hmac);
+        EVP_MAC_free(hmac);
+
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     (char *) "SHA256", 0);
+        params[1] = OSSL_PARAM_construct_end();
+
+        if (!EVP_MAC_init(ctx, secret->data, secret->len, params)) {
+            EVP_MAC_CTX_free(ctx);
+            return NGX_ERROR;
+        }
+
+        ngx_chat_jwt_mac = ctx;
+        ngx_chat_jwt_key = *secret;
+    }
+
+    ctx = EVP_MAC_CTX_dup(ngx_chat_jwt_mac);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+    rc = (EVP_MAC_update(ctx, data, len)
+          && EVP_MAC_final(ctx, mac, &n, 32) && n == 32)
+         ? NGX_OK : NGX_ERROR;
+
+    EVP_MAC_CTX_free(ctx);
+
+    return rc;
+
+#else
+
+    unsigned int  n;
+
+    n = 0;
+
+    return (HMAC(EVP_sha256(), secret->data, (int) secret->len, data, len,
+                 mac, &n)
+            && n == 32)
+           ? NGX_OK : NGX_ERROR;
+
+#endif
 }
 
 

@@ -14,16 +14,26 @@
 
 /*
  * $chat_jwt_user and $chat_jwt_rooms, from the connection token of the
- * request: one verification fills both, as nginx caches a variable's
- * value for the rest of the request.
+ * request.  nginx evaluates a variable again for each complex value that
+ * names it (chat_user, chat_rooms, chat_limit_conn): the claims of the
+ * request the worker verified last are kept, so a handshake verifies its
+ * token once.
  */
+
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_atomic_uint_t           number;     /* the connection's */
+    ngx_uint_t                  requests;   /* its requests so far */
+    ngx_str_t                   claim[2];   /* in r's pool */
+} ngx_chat_variables_last_t;
 
 static ngx_int_t ngx_chat_variable_jwt(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_chat_variables_find(ngx_http_request_t *r,
     ngx_str_t *token);
-static void ngx_chat_variable_set(ngx_http_variable_value_t *v,
-    ngx_str_t *value);
+
+
+static ngx_chat_variables_last_t  ngx_chat_variables_last;
 
 
 static ngx_http_variable_t  ngx_chat_vars[] = {
@@ -39,14 +49,9 @@ static ngx_http_variable_t  ngx_chat_vars[] = {
 ngx_int_t
 ngx_chat_variables_add(ngx_conf_t *cf)
 {
-    ngx_int_t              index;
-    ngx_uint_t             i;
-    ngx_http_variable_t   *var, *v;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_http_variable_t  *var, *v;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
-
-    for (i = 0, v = ngx_chat_vars; v->name.len; i++, v++) {
+    for (v = ngx_chat_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == NULL) {
             return NGX_ERROR;
@@ -54,13 +59,6 @@ ngx_chat_variables_add(ngx_conf_t *cf)
 
         var->get_handler = v->get_handler;
         var->data = v->data;
-
-        index = ngx_http_get_variable_index(cf, &v->name);
-        if (index == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        cmcf->jwt_index[i] = index;
     }
 
     return NGX_OK;
@@ -71,12 +69,24 @@ static ngx_int_t
 ngx_chat_variable_jwt(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    cJSON                 *payload;
-    ngx_int_t              rc;
-    ngx_str_t              token, claim[2];
-    ngx_chat_main_conf_t  *cmcf;
+    cJSON                      *payload;
+    ngx_int_t                   rc;
+    ngx_str_t                   token, *claim;
+    ngx_chat_main_conf_t       *cmcf;
+    ngx_chat_variables_last_t  *last;
+
+    last = &ngx_chat_variables_last;
+    claim = last->claim;
+
+    if (last->r == r && last->number == r->connection->number
+        && last->requests == r->connection->requests)
+    {
+        goto done;
+    }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    last->r = NULL;
 
     ngx_str_null(&claim[0]);
     ngx_str_null(&claim[1]);
@@ -103,10 +113,17 @@ ngx_chat_variable_jwt(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         }
     }
 
-    ngx_chat_variable_set(&r->variables[cmcf->jwt_index[0]], &claim[0]);
-    ngx_chat_variable_set(&r->variables[cmcf->jwt_index[1]], &claim[1]);
+    last->r = r;
+    last->number = r->connection->number;
+    last->requests = r->connection->requests;
 
-    ngx_chat_variable_set(v, &claim[data]);
+done:
+
+    v->data = claim[data].data;
+    v->len = claim[data].len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
 
     return NGX_OK;
 }
@@ -169,16 +186,5 @@ ngx_chat_variables_find(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     return NGX_DECLINED;
-}
-
-
-static void
-ngx_chat_variable_set(ngx_http_variable_value_t *v, ngx_str_t *value)
-{
-    v->data = value->data;
-    v->len = value->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
 }
 
