@@ -340,11 +340,23 @@ ngx_chat_frame_alloc(size_t size, ngx_log_t *log)
 
     f->refs = 1;
     f->seq = 0;
+    f->alt = NULL;
     f->payload = f->data + NGX_CHAT_HEADER_MAX;
     f->pos = f->payload;
     f->last = f->payload;
 
     return f;
+}
+
+
+void
+ngx_chat_frame_free(ngx_chat_frame_t *f)
+{
+    if (f->alt) {
+        ngx_chat_frame_unref(f->alt);
+    }
+
+    ngx_free(f);
 }
 
 

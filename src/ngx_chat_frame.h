@@ -78,6 +78,7 @@ typedef struct {
 struct ngx_chat_frame_s {
     ngx_uint_t          refs;
     uint64_t            seq;          /* of a message event, else 0 */
+    ngx_chat_frame_t   *alt;          /* the same event for SSE streams */
     u_char             *pos;
     u_char             *last;
     u_char             *payload;
@@ -91,6 +92,7 @@ ngx_uint_t ngx_chat_frame_close_check(u_char *data, size_t len,
     ngx_uint_t *code);
 
 ngx_chat_frame_t *ngx_chat_frame_alloc(size_t size, ngx_log_t *log);
+void ngx_chat_frame_free(ngx_chat_frame_t *f);
 void ngx_chat_frame_seal(ngx_chat_frame_t *f, ngx_uint_t opcode);
 ngx_chat_frame_t *ngx_chat_frame_control(ngx_uint_t opcode, u_char *data,
     size_t len, ngx_log_t *log);
@@ -103,7 +105,7 @@ ngx_chat_frame_t *ngx_chat_frame_close(ngx_uint_t code, char *reason,
 
 #define ngx_chat_frame_unref(f)                                               \
     if (--(f)->refs == 0) {                                                   \
-        ngx_free(f);                                                          \
+        ngx_chat_frame_free(f);                                               \
     }
 
 

@@ -17,14 +17,21 @@
 #include "ngx_chat_status.h"
 #include "ngx_chat_variables.h"
 #include "ngx_chat_limit.h"
+#include "ngx_chat_sse.h"
+#include "ngx_chat_cursor.h"
+#include "ngx_chat_http.h"
 
 
 /*
  * The chat location: the client's user, then a session over the
- * transport the request asks for (a WebSocket), speaking the JSON
- * protocol.
+ * transport the request asks for (a WebSocket, a Server-Sent Events
+ * stream), speaking the JSON protocol.
  */
 
+static ngx_int_t ngx_chat_handler_user(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf, ngx_str_t *user, ngx_str_t **rooms);
+static ngx_int_t ngx_chat_handler_session(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf, ngx_chat_sse_t *sse);
 static void ngx_chat_handler_message(ngx_chat_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len);
 static void ngx_chat_handler_cleanup(ngx_chat_ws_t *ws);
@@ -33,52 +40,71 @@ static void ngx_chat_handler_cleanup(ngx_chat_ws_t *ws);
 ngx_int_t
 ngx_chat_handler(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
-    ngx_str_t               user, rooms;
-    ngx_chat_ws_t          *ws;
-    ngx_chat_session_t     *s;
-    ngx_chat_loc_conf_t    *lcf;
-    ngx_chat_limit_held_t  *limit;
+    char                 *reason;
+    ngx_int_t             rc;
+    ngx_uint_t            status;
+    ngx_chat_sse_t       *sse;
+    ngx_chat_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_handshake_check(r, lcf);
+    if (r->method != NGX_HTTP_GET
+        || ngx_chat_handshake_has(r, "Upgrade", "websocket")
+        || !ngx_chat_handshake_has(r, "Accept", "text/event-stream"))
+    {
+        rc = ngx_chat_handshake_check(r, lcf);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_chat_handler_session(r, lcf, NULL);
+    }
+
+    /* an event stream: the connection becomes it, as it would a WebSocket */
+
+    r->keepalive = 0;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_handshake_origin_check(r, lcf);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (lcf->user == NULL
-        || ngx_http_complex_value(r, lcf->user, &user) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (r->http_version > NGX_HTTP_VERSION_11) {
+        return ngx_chat_http_error(r, NGX_HTTP_VERSION_NOT_SUPPORTED,
+                                   NGX_CHAT_ERR_BAD_REQUEST,
+                                   "event streams need HTTP/1.x", NULL);
     }
 
-    rc = ngx_chat_decode_user(&user);
+    sse = ngx_chat_sse_create(r, lcf, &status, &reason);
+    if (sse == NULL) {
+        return ngx_chat_http_error(r, status, NGX_CHAT_ERR_BAD_REQUEST,
+                                   reason, NULL);
+    }
 
+    return ngx_chat_handler_session(r, lcf, sse);
+}
+
+
+static ngx_int_t
+ngx_chat_handler_session(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
+    ngx_chat_sse_t *sse)
+{
+    ngx_int_t               rc;
+    ngx_str_t               user, *rooms;
+    ngx_uint_t              i;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_cursor_t      *cur;
+    ngx_chat_session_t     *s;
+    ngx_chat_limit_held_t  *limit;
+
+    rc = ngx_chat_handler_user(r, lcf, &user, &rooms);
     if (rc != NGX_OK) {
         r->keepalive = 0;
-
-        if (rc == NGX_DECLINED) {
-            if (ngx_chat_variables_token(r)) {
-                ngx_chat_stat_inc(refused_token);
-            }
-
-            return NGX_HTTP_UNAUTHORIZED;
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chat: invalid user id of %uz bytes (too long, "
-                      "not UTF-8 or a control character)", user.len);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (lcf->rooms) {
-        if (ngx_http_complex_value(r, lcf->rooms, &rooms) != NGX_OK
-            || !ngx_chat_rooms_check(&rooms, r->connection->log))
-        {
-            r->keepalive = 0;
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return rc;
     }
 
     /* the last check: a handshake refused for anything else takes none */
@@ -94,10 +120,12 @@ ngx_chat_handler(ngx_http_request_t *r)
         goto failed;
     }
 
-    s = ngx_chat_session_create(r->connection->pool, &user,
-                                lcf->rooms ? &rooms : NULL,
+    ws->sse = sse;
+
+    s = ngx_chat_session_create(r->connection->pool, &user, rooms,
                                 r->connection->number, lcf,
-                                &ngx_chat_ws_transport,
+                                sse ? &ngx_chat_ws_sse_transport
+                                    : &ngx_chat_ws_transport,
                                 &ngx_chat_encode_codec, ws,
                                 r->connection->log);
     if (s == NULL) {
@@ -115,6 +143,15 @@ ngx_chat_handler(ngx_http_request_t *r)
 
     ngx_chat_session_start(s, limit);
 
+    if (sse) {
+        cur = sse->rooms.elts;
+
+        for (i = 0; i < sse->rooms.nelts; i++) {
+            ngx_chat_session_join(s, &cur[i].room, cur[i].has_seq,
+                                  cur[i].seq);
+        }
+    }
+
     return NGX_DONE;
 
 failed:
@@ -122,6 +159,57 @@ failed:
     ngx_chat_limit_release(limit);
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/* the user, and the rooms chat_rooms allows (NULL: every room) */
+
+static ngx_int_t
+ngx_chat_handler_user(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
+    ngx_str_t *user, ngx_str_t **rooms)
+{
+    ngx_int_t   rc;
+    ngx_str_t  *list;
+
+    if (lcf->user == NULL
+        || ngx_http_complex_value(r, lcf->user, user) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_decode_user(user);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            if (ngx_chat_variables_token(r)) {
+                ngx_chat_stat_inc(refused_token);
+            }
+
+            return NGX_HTTP_UNAUTHORIZED;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: invalid user id of %uz bytes (too long, "
+                      "not UTF-8 or a control character)", user->len);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    *rooms = NULL;
+
+    if (lcf->rooms) {
+        list = ngx_palloc(r->pool, sizeof(ngx_str_t));
+
+        if (list == NULL
+            || ngx_http_complex_value(r, lcf->rooms, list) != NGX_OK
+            || !ngx_chat_rooms_check(list, r->connection->log))
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *rooms = list;
+    }
+
+    return NGX_OK;
 }
 
 

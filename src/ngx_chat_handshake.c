@@ -23,10 +23,6 @@ static ngx_int_t ngx_chat_handshake_upgrade(ngx_http_request_t *r,
     char *name, char *value);
 static ngx_uint_t ngx_chat_handshake_origin(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf, ngx_str_t *value);
-static ngx_table_elt_t *ngx_chat_handshake_header(ngx_http_request_t *r,
-    char *name);
-static ngx_uint_t ngx_chat_handshake_has(ngx_http_request_t *r, char *name,
-    char *token);
 
 
 /*
@@ -88,6 +84,18 @@ ngx_chat_handshake_test(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
     {
         return NGX_HTTP_BAD_REQUEST;
     }
+
+    return ngx_chat_handshake_origin_check(r, lcf);
+}
+
+
+/* whatever the transport: NGX_OK or 403 */
+
+ngx_int_t
+ngx_chat_handshake_origin_check(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf)
+{
+    ngx_table_elt_t  *h;
 
     h = ngx_chat_handshake_header(r, "Origin");
 
@@ -226,7 +234,7 @@ ngx_chat_handshake_upgrade(ngx_http_request_t *r, char *name, char *value)
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_chat_handshake_header(ngx_http_request_t *r, char *name)
 {
     size_t            len;
@@ -261,7 +269,7 @@ ngx_chat_handshake_header(ngx_http_request_t *r, char *name)
 
 /* does any header "name" hold "token" in its comma separated list */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_chat_handshake_has(ngx_http_request_t *r, char *name, char *token)
 {
     u_char           *p, *last, *start;

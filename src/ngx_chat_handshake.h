@@ -17,7 +17,13 @@
 
 ngx_int_t ngx_chat_handshake_check(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf);
+ngx_int_t ngx_chat_handshake_origin_check(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *lcf);
 ngx_chat_frame_t *ngx_chat_handshake_response(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_chat_handshake_header(ngx_http_request_t *r,
+    char *name);
+ngx_uint_t ngx_chat_handshake_has(ngx_http_request_t *r, char *name,
+    char *token);
 
 
 #endif /* _NGX_CHAT_HANDSHAKE_H_INCLUDED_ */

@@ -393,6 +393,28 @@ ngx_chat_session_request(ngx_chat_session_t *s, ngx_chat_request_t *req)
 
 
 /*
+ * A join the transport makes for its client (the rooms an SSE stream was
+ * opened with): no rate applies, chat_max_rooms bounds them.
+ */
+
+void
+ngx_chat_session_join(ngx_chat_session_t *s, ngx_str_t *room,
+    ngx_uint_t has_since, uint64_t since)
+{
+    ngx_chat_request_t  req;
+
+    ngx_memzero(&req, sizeof(ngx_chat_request_t));
+
+    req.op = NGX_CHAT_REQ_JOIN;
+    req.room = *room;
+    req.since = since;
+    req.has_since = has_since;
+
+    ngx_chat_request_ops[NGX_CHAT_REQ_JOIN].start(s, &req, NULL);
+}
+
+
+/*
  * Two token buckets, chat_rate's for sends, chat_request_rate's for the
  * rest, refilled together; each holds at most its burst.
  */

@@ -28,6 +28,8 @@ void ngx_chat_session_start(ngx_chat_session_t *s,
     ngx_chat_limit_held_t *limit);
 void ngx_chat_session_request(ngx_chat_session_t *s,
     ngx_chat_request_t *req);
+void ngx_chat_session_join(ngx_chat_session_t *s, ngx_str_t *room,
+    ngx_uint_t has_since, uint64_t since);
 void ngx_chat_session_close(ngx_chat_session_t *s);
 ngx_uint_t ngx_chat_session_command(ngx_uint_t op, ngx_str_t *user,
     ngx_str_t *room);

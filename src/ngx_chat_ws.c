@@ -17,7 +17,9 @@
  * A WebSocket connection once the handshake is accepted: it takes the
  * connection over from the HTTP state machine, parses frames as they
  * arrive, pings a quiet client, closes an idle one, and writes a queue
- * of shared frames.
+ * of shared frames.  A Server-Sent Events stream is carried the same way,
+ * its events written by ngx_chat_sse.c; what its client sends is read
+ * only to see it close.
  */
 
 #define NGX_CHAT_WS_READ      65536
@@ -43,6 +45,11 @@ static ngx_int_t ngx_chat_ws_transport_answer(void *conn,
 static void ngx_chat_ws_transport_close(void *conn, ngx_uint_t code,
     char *reason);
 static size_t ngx_chat_ws_transport_backlog(void *conn);
+static ngx_int_t ngx_chat_ws_sse_send(void *conn, ngx_chat_frame_t *f);
+static ngx_int_t ngx_chat_ws_sse_answer(void *conn, ngx_chat_frame_t *f);
+static ngx_int_t ngx_chat_ws_sse_event(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
+    ngx_uint_t answer);
+static void ngx_chat_ws_sse_timer(ngx_chat_ws_t *ws);
 
 
 /* one read buffer per worker: messages are handled before the next read */
@@ -57,6 +64,14 @@ static ngx_chat_frame_t  *ngx_chat_ws_ping;
 ngx_chat_transport_t  ngx_chat_ws_transport = {
     ngx_chat_ws_transport_send,
     ngx_chat_ws_transport_answer,
+    ngx_chat_ws_transport_close,
+    ngx_chat_ws_transport_backlog
+};
+
+
+ngx_chat_transport_t  ngx_chat_ws_sse_transport = {
+    ngx_chat_ws_sse_send,
+    ngx_chat_ws_sse_answer,
     ngx_chat_ws_transport_close,
     ngx_chat_ws_transport_backlog
 };
@@ -112,7 +127,7 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
     r = ws->request;
     c = ws->connection;
 
-    f = ngx_chat_handshake_response(r);
+    f = ws->sse ? ngx_chat_sse_head(r) : ngx_chat_handshake_response(r);
     if (f == NULL) {
         return NGX_ERROR;
     }
@@ -131,13 +146,14 @@ ngx_chat_ws_start(ngx_chat_ws_t *ws)
         return NGX_ERROR;
     }
 
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->headers_out.status = ws->sse ? NGX_HTTP_OK
+                                    : NGX_HTTP_SWITCHING_PROTOCOLS;
     r->header_sent = 1;
     r->keepalive = 0;
     r->lingering_close = 0;
     r->main->count++;
 
-    c->log->action = "handling websocket";
+    c->log->action = ws->sse ? "streaming events" : "handling websocket";
     c->idle = 1;
     c->read->handler = ngx_chat_ws_detach_handler;
     c->write->handler = ngx_chat_ws_detach_handler;
@@ -203,7 +219,7 @@ ngx_chat_ws_detach(ngx_chat_ws_t *ws)
     b = r->header_in;
     n = b->last - b->pos;
 
-    if (n) {
+    if (n && ws->sse == NULL) {
         ws->early = ngx_alloc(n, c->log);
 
         if (ws->early) {
@@ -221,7 +237,7 @@ ngx_chat_ws_detach(ngx_chat_ws_t *ws)
 
     c->destroyed = 0;
     c->data = ws;
-    c->log->action = "handling websocket";
+    c->log->action = ws->sse ? "streaming events" : "handling websocket";
 
     if (c->buffer && ngx_pfree(c->pool, c->buffer->start) == NGX_OK) {
         c->buffer = NULL;
@@ -383,6 +399,10 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
             c->error = 1;
             ngx_chat_ws_finalize(ws);
             return;
+        }
+
+        if (ws->sse) {
+            continue;
         }
 
         ws->last_read = ngx_current_msec;
@@ -587,6 +607,11 @@ ngx_chat_ws_timer(ngx_chat_ws_t *ws)
 {
     ngx_msec_t  silent, next, ping;
 
+    if (ws->sse) {
+        ngx_chat_ws_sse_timer(ws);
+        return;
+    }
+
     silent = ngx_current_msec - ws->last_read;
     ping = ngx_chat_ws_ping_after(ws);
 
@@ -698,4 +723,93 @@ ngx_chat_ws_transport_backlog(void *conn)
     ngx_chat_ws_t *ws = conn;
 
     return ws->out.bytes - ws->out.answers;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_sse_send(void *conn, ngx_chat_frame_t *f)
+{
+    return ngx_chat_ws_sse_event(conn, f, 0);
+}
+
+
+static ngx_int_t
+ngx_chat_ws_sse_answer(void *conn, ngx_chat_frame_t *f)
+{
+    return ngx_chat_ws_sse_event(conn, f, 1);
+}
+
+
+/* the event shared by every stream, then this stream's end of it */
+
+static ngx_int_t
+ngx_chat_ws_sse_event(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
+    ngx_uint_t answer)
+{
+    ngx_int_t          rc;
+    ngx_chat_frame_t  *e, *end;
+
+    if (ws->closing) {
+        return NGX_DECLINED;
+    }
+
+    e = ngx_chat_sse_event(f, ws->connection->log);
+
+    end = (e == NULL) ? NULL
+          : (f->seq ? ngx_chat_sse_id(ws->sse, ws->data, ws->connection->log)
+                    : ngx_chat_sse_end(ws->connection->log));
+
+    if (end == NULL) {
+        ws->connection->error = 1;
+        return NGX_ERROR;
+    }
+
+    rc = answer ? ngx_chat_ws_answer(ws, e) : ngx_chat_ws_send(ws, e);
+
+    if (rc != NGX_OK) {
+        ngx_chat_frame_unref(end);
+        return rc;
+    }
+
+    ngx_chat_ws_queue(ws, end, answer);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An SSE client says nothing: a comment every chat_ping_interval keeps
+ * the stream alive through proxies, and chat_idle_timeout is how long
+ * the stream may stay with events queued that it does not drain.
+ */
+
+static void
+ngx_chat_ws_sse_timer(ngx_chat_ws_t *ws)
+{
+    ngx_chat_frame_t  *f;
+
+    if (!ngx_chat_out_empty(&ws->out)) {
+
+        if (ngx_current_msec - ws->last_read >= ws->conf->idle_timeout) {
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                          "chat: event stream not drained for %Mms, closing",
+                          ngx_current_msec - ws->last_read);
+            ngx_chat_ws_close(ws, NGX_CHAT_CLOSE_NORMAL, "idle timeout");
+            return;
+        }
+
+    } else {
+        ws->last_read = ngx_current_msec;
+
+        f = ngx_chat_sse_ping(ws->connection->log);
+
+        if (f) {
+            ngx_chat_ws_queue(ws, f, 0);
+        }
+    }
+
+    ws->pinged = 1;
+
+    ngx_add_timer(ws->connection->read,
+                  ngx_min(ws->conf->ping_interval, ws->conf->idle_timeout));
 }

@@ -14,6 +14,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_frame.h"
 #include "ngx_chat_out.h"
+#include "ngx_chat_sse.h"
 
 
 typedef void (*ngx_chat_ws_message_pt)(ngx_chat_ws_t *ws, ngx_uint_t opcode,
@@ -25,6 +26,7 @@ struct ngx_chat_ws_s {
     ngx_http_request_t         *request;      /* until the upgrade is done */
     ngx_connection_t           *connection;
     ngx_chat_loc_conf_t        *conf;
+    ngx_chat_sse_t             *sse;          /* an SSE stream, not a ws */
 
     ngx_chat_ws_message_pt      on_message;
     ngx_chat_ws_cleanup_pt      on_cleanup;
@@ -39,7 +41,7 @@ struct ngx_chat_ws_s {
     u_char                     *early;        /* sent with the handshake */
     size_t                      early_len;
 
-    ngx_msec_t                  last_read;
+    ngx_msec_t                  last_read;    /* SSE: last drained */
 
     unsigned                    read_waits:1; /* for answers to drain */
     unsigned                    closing:1;    /* close frame queued */
@@ -52,6 +54,7 @@ struct ngx_chat_ws_s {
 
 
 extern ngx_chat_transport_t  ngx_chat_ws_transport;
+extern ngx_chat_transport_t  ngx_chat_ws_sse_transport;
 
 
 /* the client's answers wait undrained: its next requests wait too */

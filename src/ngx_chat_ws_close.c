@@ -40,7 +40,10 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, char *reason)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "chat: close %ui \"%s\"", code, reason);
 
-    if (code == NGX_CHAT_CLOSE_NO_STATUS) {
+    if (ws->sse) {
+        f = ngx_chat_sse_close(code, reason, c->log);
+
+    } else if (code == NGX_CHAT_CLOSE_NO_STATUS) {
         f = ngx_chat_frame_control(NGX_CHAT_OP_CLOSE, NULL, 0, c->log);
 
     } else {
