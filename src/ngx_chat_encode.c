@@ -99,6 +99,8 @@ ngx_chat_encode_welcome(ngx_str_t *user, ngx_atomic_uint_t conn,
     p = ngx_chat_json_str(p, worker);
     *p++ = '}';
 
+    f->event = NGX_CHAT_EVENT_WELCOME;
+
     return ngx_chat_encode_seal(f, p);
 }
 
@@ -130,6 +132,8 @@ ngx_chat_encode_joined(ngx_str_t *room, uint64_t seq, ngx_uint_t truncated,
 
     p = ngx_chat_encode_id(p, id);
     *p++ = '}';
+
+    f->event = NGX_CHAT_EVENT_JOINED;
 
     return ngx_chat_encode_seal(f, p);
 }
@@ -500,6 +504,42 @@ ngx_chat_encode_error(ngx_uint_t code, char *message, ngx_str_t *id,
     p = ngx_cpymem(p, "\",\"message\":", sizeof("\",\"message\":") - 1);
     p = ngx_chat_json_str(p, &text);
     p = ngx_chat_encode_id(p, id);
+    *p++ = '}';
+
+    f->event = NGX_CHAT_EVENT_ERROR;
+    f->error = (u_char) code;
+
+    return ngx_chat_encode_seal(f, p);
+}
+
+
+/*
+ * The end of an HTTP transport's session the server decides, with the
+ * code a WebSocket would have closed with: an SSE stream's last event,
+ * the last of a poll's events.
+ */
+
+ngx_chat_frame_t *
+ngx_chat_encode_close(ngx_uint_t code, char *reason, ngx_log_t *log)
+{
+    u_char            *p;
+    ngx_str_t          text;
+    ngx_chat_frame_t  *f;
+
+    text.data = (u_char *) reason;
+    text.len = ngx_strlen(reason);
+
+    f = ngx_chat_frame_alloc(sizeof("{\"type\":\"close\",\"code\":,"
+                                    "\"reason\":}") - 1
+                             + NGX_INT_T_LEN + ngx_chat_json_str_len(&text),
+                             log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(f->payload, "{\"type\":\"close\",\"code\":%ui,"
+                    "\"reason\":", code);
+    p = ngx_chat_json_str(p, &text);
     *p++ = '}';
 
     return ngx_chat_encode_seal(f, p);

@@ -44,6 +44,8 @@ ngx_chat_frame_t *ngx_chat_encode_presence(ngx_str_t *room,
 ngx_chat_frame_t *ngx_chat_encode_history(ngx_str_t *room,
     ngx_chat_frame_t **msgs, ngx_uint_t n, ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_heartbeat(ngx_str_t *id, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_encode_close(ngx_uint_t code, char *reason,
+    ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_done(char *op, ngx_int_t connections,
     ngx_str_t *id, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_encode_error(ngx_uint_t code, char *message,

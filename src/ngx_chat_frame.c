@@ -341,6 +341,8 @@ ngx_chat_frame_alloc(size_t size, ngx_log_t *log)
     f->refs = 1;
     f->seq = 0;
     f->alt = NULL;
+    f->event = NGX_CHAT_EVENT_OTHER;
+    f->error = 0;
     f->payload = f->data + NGX_CHAT_HEADER_MAX;
     f->pos = f->payload;
     f->last = f->payload;

@@ -73,12 +73,22 @@ typedef struct {
 } ngx_chat_frame_parser_t;
 
 
+/* what an outgoing frame carries, for transports that tell them apart */
+
+#define NGX_CHAT_EVENT_OTHER      0
+#define NGX_CHAT_EVENT_WELCOME    1
+#define NGX_CHAT_EVENT_JOINED     2
+#define NGX_CHAT_EVENT_ERROR      3
+
+
 /* an outgoing frame, built once and shared by every connection it goes to */
 
 struct ngx_chat_frame_s {
     ngx_uint_t          refs;
     uint64_t            seq;          /* of a message event, else 0 */
     ngx_chat_frame_t   *alt;          /* the same event for SSE streams */
+    u_char              event;        /* NGX_CHAT_EVENT_* */
+    u_char              error;        /* its code, of an error */
     u_char             *pos;
     u_char             *last;
     u_char             *payload;

@@ -11,6 +11,7 @@
 #include "ngx_chat_handshake.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_decode.h"
+#include "ngx_chat_client.h"
 #include "ngx_chat_encode.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_rooms.h"
@@ -20,16 +21,18 @@
 #include "ngx_chat_sse.h"
 #include "ngx_chat_cursor.h"
 #include "ngx_chat_http.h"
+#include "ngx_chat_post.h"
+#include "ngx_chat_cors.h"
+#include "ngx_chat_poll.h"
 
 
 /*
- * The chat location: the client's user, then a session over the
- * transport the request asks for (a WebSocket, a Server-Sent Events
- * stream), speaking the JSON protocol.
+ * The chat location: the transport the request asks for (a WebSocket, a
+ * Server-Sent Events stream, a POSTed request), and for a connection
+ * that stays, the client's user and a session over it, speaking the JSON
+ * protocol.
  */
 
-static ngx_int_t ngx_chat_handler_user(ngx_http_request_t *r,
-    ngx_chat_loc_conf_t *lcf, ngx_str_t *user, ngx_str_t **rooms);
 static ngx_int_t ngx_chat_handler_session(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf, ngx_chat_sse_t *sse);
 static void ngx_chat_handler_message(ngx_chat_ws_t *ws, ngx_uint_t opcode,
@@ -42,11 +45,27 @@ ngx_chat_handler(ngx_http_request_t *r)
 {
     char                 *reason;
     ngx_int_t             rc;
+    ngx_str_t             value;
     ngx_uint_t            status;
     ngx_chat_sse_t       *sse;
     ngx_chat_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    if (r->method == NGX_HTTP_POST) {
+        return ngx_chat_post_handler(r, lcf);
+    }
+
+    if (r->method == NGX_HTTP_OPTIONS) {
+        return ngx_chat_cors_preflight(r, lcf);
+    }
+
+    if (r->method == NGX_HTTP_GET
+        && !ngx_chat_handshake_has(r, "Upgrade", "websocket")
+        && ngx_http_arg(r, (u_char *) "poll", 4, &value) == NGX_OK)
+    {
+        return ngx_chat_poll_handler(r, lcf);
+    }
 
     if (r->method != NGX_HTTP_GET
         || ngx_chat_handshake_has(r, "Upgrade", "websocket")
@@ -101,7 +120,7 @@ ngx_chat_handler_session(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
     ngx_chat_session_t     *s;
     ngx_chat_limit_held_t  *limit;
 
-    rc = ngx_chat_handler_user(r, lcf, &user, &rooms);
+    rc = ngx_chat_client_user(r, lcf, &user, &rooms);
     if (rc != NGX_OK) {
         r->keepalive = 0;
         return rc;
@@ -159,57 +178,6 @@ failed:
     ngx_chat_limit_release(limit);
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
-/* the user, and the rooms chat_rooms allows (NULL: every room) */
-
-static ngx_int_t
-ngx_chat_handler_user(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
-    ngx_str_t *user, ngx_str_t **rooms)
-{
-    ngx_int_t   rc;
-    ngx_str_t  *list;
-
-    if (lcf->user == NULL
-        || ngx_http_complex_value(r, lcf->user, user) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_chat_decode_user(user);
-
-    if (rc != NGX_OK) {
-        if (rc == NGX_DECLINED) {
-            if (ngx_chat_variables_token(r)) {
-                ngx_chat_stat_inc(refused_token);
-            }
-
-            return NGX_HTTP_UNAUTHORIZED;
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chat: invalid user id of %uz bytes (too long, "
-                      "not UTF-8 or a control character)", user->len);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    *rooms = NULL;
-
-    if (lcf->rooms) {
-        list = ngx_palloc(r->pool, sizeof(ngx_str_t));
-
-        if (list == NULL
-            || ngx_http_complex_value(r, lcf->rooms, list) != NGX_OK
-            || !ngx_chat_rooms_check(list, r->connection->log))
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        *rooms = list;
-    }
-
-    return NGX_OK;
 }
 
 

@@ -261,8 +261,10 @@ ngx_chat_request_join_done(ngx_chat_store_op_t *op)
 
     ngx_chat_hub_ready(m);
 
-    ngx_chat_store->presence_room(m->room, &s->peer.user, 1);
-    m->announced = 1;
+    if (!s->transient) {
+        ngx_chat_store->presence_room(m->room, &s->peer.user, 1);
+        m->announced = 1;
+    }
 
     ngx_chat_request_release(s, m->room, 0);
 }

@@ -45,6 +45,9 @@ struct ngx_chat_session_s {
     ngx_uint_t                  refusals;
 
     ngx_chat_limit_held_t      *limit;        /* chat_limit_conn's counts */
+
+    /* a long poll's: no presence of its own, in its rooms or of its user */
+    unsigned                    transient:1;
 };
 
 

@@ -123,6 +123,10 @@ ngx_chat_session_start(ngx_chat_session_t *s, ngx_chat_limit_held_t *limit)
 
     ngx_chat_stat_inc(connections);
 
+    if (s->transient) {
+        return;
+    }
+
     s->presence = ngx_current_msec;
     ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_CONNECT);
 
@@ -150,7 +154,9 @@ ngx_chat_session_close(ngx_chat_session_t *s)
                                                 owner_link));
     }
 
-    ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_DISCONNECT);
+    if (!s->transient) {
+        ngx_chat_session_presence_key(s, NGX_CHAT_PRESENCE_DISCONNECT);
+    }
 
     ngx_rbtree_delete(&ngx_chat_session_users, &s->node);
 

@@ -11,6 +11,7 @@
 #include "ngx_chat_cursor.h"
 #include "ngx_chat_handshake.h"
 #include "ngx_chat_request.h"
+#include "ngx_chat_encode.h"
 
 
 /*
@@ -309,28 +310,28 @@ ngx_chat_sse_ping(ngx_log_t *log)
 }
 
 
-/*
- * The last event of a stream the server ends, with the code a WebSocket
- * would have closed with: the client knows whether to come back.
- */
+/* the last event of a stream the server ends: data: {"type":"close",...} */
 
 ngx_chat_frame_t *
 ngx_chat_sse_close(ngx_uint_t code, char *reason, ngx_log_t *log)
 {
-    ngx_chat_frame_t  *f;
+    ngx_chat_frame_t  *c, *e, *f;
 
-    /* reasons are the module's own words: nothing to escape */
-
-    f = ngx_chat_frame_alloc(sizeof("data: {\"type\":\"close\",\"code\":,"
-                                    "\"reason\":\"\"}\n\n") - 1
-                             + NGX_INT_T_LEN + ngx_strlen(reason), log);
-    if (f == NULL) {
+    c = ngx_chat_encode_close(code, reason, log);
+    if (c == NULL) {
         return NULL;
     }
 
-    f->last = ngx_sprintf(f->payload,
-                          "data: {\"type\":\"close\",\"code\":%ui,"
-                          "\"reason\":\"%s\"}\n\n", code, reason);
+    e = ngx_chat_sse_event(c, log);
+
+    f = e ? ngx_chat_frame_alloc(e->last - e->pos + 1, log) : NULL;
+
+    if (f) {
+        f->last = ngx_cpymem(f->payload, e->pos, e->last - e->pos);
+        *f->last++ = LF;
+    }
+
+    ngx_chat_frame_unref(c);
 
     return f;
 }
