@@ -52,6 +52,12 @@ ngx_chat_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
+    /* a WebSocket handshake, right or wrong, is checked as one */
+
+    if (ngx_chat_handshake_has(r, "Upgrade", "websocket")) {
+        goto websocket;
+    }
+
     if (r->method == NGX_HTTP_POST) {
         return ngx_chat_post_handler(r, lcf);
     }
@@ -61,22 +67,15 @@ ngx_chat_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_GET
-        && !ngx_chat_handshake_has(r, "Upgrade", "websocket")
         && ngx_http_arg(r, (u_char *) "poll", 4, &value) == NGX_OK)
     {
         return ngx_chat_poll_handler(r, lcf);
     }
 
     if (r->method != NGX_HTTP_GET
-        || ngx_chat_handshake_has(r, "Upgrade", "websocket")
         || !ngx_chat_handshake_has(r, "Accept", "text/event-stream"))
     {
-        rc = ngx_chat_handshake_check(r, lcf);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_chat_handler_session(r, lcf, NULL);
+        goto websocket;
     }
 
     /* an event stream: the connection becomes it, as it would a WebSocket */
@@ -105,6 +104,15 @@ ngx_chat_handler(ngx_http_request_t *r)
     }
 
     return ngx_chat_handler_session(r, lcf, sse);
+
+websocket:
+
+    rc = ngx_chat_handshake_check(r, lcf);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_chat_handler_session(r, lcf, NULL);
 }
 
 

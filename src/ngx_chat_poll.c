@@ -47,6 +47,7 @@ typedef struct {
     ngx_chat_frame_t           *closed;       /* the session's end */
 
     ngx_event_t                 answer;       /* posted, or the timeout */
+    ngx_msec_t                  timeout;
     unsigned                    done:1;
 } ngx_chat_poll_t;
 
@@ -59,6 +60,7 @@ static ngx_int_t ngx_chat_poll_reply(void *conn, ngx_chat_frame_t *f);
 static void ngx_chat_poll_close(void *conn, ngx_uint_t code, char *reason);
 static size_t ngx_chat_poll_backlog(void *conn);
 static ngx_int_t ngx_chat_poll_keep(ngx_chat_poll_t *p, ngx_chat_frame_t *f);
+static void ngx_chat_poll_joined(ngx_chat_poll_t *p);
 static void ngx_chat_poll_ready(ngx_chat_poll_t *p);
 static void ngx_chat_poll_answer(ngx_event_t *ev);
 static ngx_chat_frame_t *ngx_chat_poll_body(ngx_chat_poll_t *p);
@@ -157,7 +159,7 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 
     ngx_chat_post_seen(&user, lcf);
 
-    ngx_add_timer(&p->answer, timeout);
+    p->timeout = timeout;
 
     /* a reload or shutdown closes it, the client polls the new workers */
 
@@ -262,12 +264,8 @@ ngx_chat_poll_reply(void *conn, ngx_chat_frame_t *f)
         /* fall through */
 
     case NGX_CHAT_EVENT_JOINED:
-        if (p->joining) {
-            p->joining--;
-        }
-
-        if (p->joining == 0 && p->nevents) {
-            ngx_chat_poll_ready(p);
+        if (p->joining && --p->joining == 0) {
+            ngx_chat_poll_joined(p);
         }
 
         return NGX_OK;
@@ -348,6 +346,23 @@ ngx_chat_poll_keep(ngx_chat_poll_t *p, ngx_chat_frame_t *f)
     p->events[p->nevents++] = ngx_chat_frame_ref(f);
 
     return NGX_OK;
+}
+
+
+/*
+ * Every room joined, and what the cursor missed replayed: answered now
+ * if anything came, else at the first event or the timeout.
+ */
+
+static void
+ngx_chat_poll_joined(ngx_chat_poll_t *p)
+{
+    if (p->nevents || p->timeout == 0) {
+        ngx_chat_poll_ready(p);
+        return;
+    }
+
+    ngx_add_timer(&p->answer, p->timeout);
 }
 
 

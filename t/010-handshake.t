@@ -41,7 +41,7 @@ my @CASES = (
     (map { [ "$_ -> 405", { method => $_ }, 405 ] }
          qw(POST PUT DELETE PATCH OPTIONS)),
     [ 'method is checked first',
-      { method => 'POST', h(Upgrade => undef, Connection => undef,
+      { method => 'PUT', h(Upgrade => undef, Connection => undef,
                             'Sec-WebSocket-Version' => undef,
                             'Sec-WebSocket-Key' => undef) }, 405 ],
     [ 'chat_echo: POST -> 405', { path => '/echo', method => 'POST' }, 405 ],
