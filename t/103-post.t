@@ -13,12 +13,18 @@ use Test::More;
 use ChatTest qw(enc);
 use ChatTest::WS;
 
-my $n = ChatTest->start(server => <<'EOF2');
+my $n = ChatTest->start(
+    http => 'limit_req_zone $arg_user zone=chat_http:1m rate=1r/s;',
+    server => <<'EOF2');
 location = /chat {
     chat; chat_user $arg_user; chat_max_message_size 1k;
     chat_allowed_origins https://app.example;
 }
 location = /rooms { chat; chat_user $arg_user; chat_rooms "open-*"; }
+location = /limited {
+    chat; chat_user $arg_user;
+    limit_req zone=chat_http burst=2 nodelay; limit_req_status 429;
+}
 EOF2
 my $port = $n->port;
 
@@ -126,6 +132,16 @@ is($st, 403, 'an Origin not allowed: 403');
         "OPTIONS /chat HTTP/1.1\r\nHost: localhost\r\n"
         . "Origin: https://evil.example\r\nConnection: close\r\n\r\n");
     is($pst, 403, 'preflight from an origin not allowed: 403');
+}
+
+# ---- limit_req bounds a user's HTTP requests, as the README shows
+{
+    my @st = map { (post('/limited?user=flood', { op => 'heartbeat' }))[0] }
+             1 .. 6;
+    is(join(' ', @st[0 .. 2]), '200 200 200', 'limit_req: the burst goes');
+    ok(grep({ $_ == 429 } @st[3 .. 5]), 'limit_req: past it, 429');
+    my ($st) = post('/limited?user=other', { op => 'heartbeat' });
+    is($st, 200, 'limit_req: another user is not limited');
 }
 
 ok($ws->call({ op => 'heartbeat' }), 'the WebSocket client is still served');
