@@ -1,6 +1,9 @@
 /*
  * chatbench: WebSocket load generator for ngx_chat, and for nchan as a
  * point of comparison.  Loopback only.  Run "chatbench --help".
+ * Subscribers may use the HTTP transports instead (--sub-transport):
+ * Server-Sent Events, or long polling (ngx_chat only); the senders stay
+ * WebSockets (ngx_chat) or HTTP POSTs (nchan).
  *
  * The parent forks --procs clients (a process may not hold more than
  * 20,000 files), each with its own epoll loop, and talks to them over
@@ -54,6 +57,7 @@
 #define CB_QUIET_NS       CB_NS
 #define CB_TICK_NS        (100 * CB_MS)
 #define CB_SENDS_PER_TICK 2000
+#define CB_POLL_TIMEOUT   25
 
 /* log-linear: 128 exact values, then 128 buckets per power of two */
 #define CB_HIST_SUB       128
@@ -80,6 +84,8 @@ enum { PH_CONNECT = 0, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
 
 enum { MSG_READY = 1, MSG_RESULT = 2 };
 
+enum { TR_WS = 0, TR_SSE, TR_POLL };
+
 #define F_OUT  0x01
 #define F_UP   0x02
 #define F_ANS  0x04
@@ -91,6 +97,7 @@ typedef struct {
     u_char    *wbuf;        /* output the socket did not take */
     int64_t    t_start;
     int64_t    last_seq;
+    int64_t    cursor;      /* long poll: the room's seq, -1 none yet */
     uint32_t   rlen;
     uint32_t   flen;
     uint32_t   wlen;
@@ -104,6 +111,7 @@ typedef struct {
     uint8_t    kind;
     uint8_t    frag_op;
     uint8_t    flags;
+    uint8_t    tr;          /* TR_WS, TR_SSE, TR_POLL */
 } cb_conn_t;
 
 
@@ -140,6 +148,7 @@ typedef struct {
     uint64_t   lat_n;
     uint64_t   lat_max;
     uint64_t   other_events;
+    uint64_t   polls;
     int64_t    t_first_start;
     int64_t    t_last_hs;
     int64_t    t_all_ready;
@@ -157,6 +166,7 @@ typedef struct {
 
 typedef struct {
     int             nchan;
+    int             transport;
     const char     *host;
     struct in_addr  addr;
     unsigned        port;
@@ -434,7 +444,7 @@ stats_merge(cb_stats_t *a, const cb_stats_t *b)
     CB_ADD(seq_gaps); CB_ADD(closes_1013); CB_ADD(closes_other);
     CB_ADD(disconnects); CB_ADD(proto_errors); CB_ADD(behind);
     CB_ADD(skipped); CB_ADD(unacked); CB_ADD(wbuf_full); CB_ADD(lat_n);
-    CB_ADD(other_events); CB_ADD(timed_out);
+    CB_ADD(other_events); CB_ADD(polls); CB_ADD(timed_out);
 #undef CB_ADD
 
 #define CB_MAX(f)  if (b->f > a->f) a->f = b->f
@@ -1055,6 +1065,8 @@ chat_event(cb_conn_t *c, const u_char *p, size_t n)
     size_t         l;
     char           code[24];
 
+    /* the same JSON by WebSocket, in an SSE data: line, in a poll answer */
+
     e = p + n;
     t = json_after(p, n, "\"type\":");
     if (t == NULL || *t != '"') {
@@ -1125,6 +1137,12 @@ chat_event(cb_conn_t *c, const u_char *p, size_t n)
     }
 
     if (json_is(t, e, "welcome")) {
+        /* a stream's rooms are in its URL: their joined events follow */
+        if (c->state == ST_WELCOME && c->tr != TR_WS) {
+            c->state = ST_JOINING;
+            return 0;
+        }
+
         if (c->state == ST_WELCOME && opt.churn) {
             c->state = ST_READY;
             st.ready++;
@@ -1152,14 +1170,24 @@ chat_event(cb_conn_t *c, const u_char *p, size_t n)
         return 0;
     }
 
+    /* the end of a stream or a poll's session: a WebSocket close frame */
+    if (json_is(t, e, "close") && c->tr != TR_WS) {
+        seq = json_int(p, n, "\"code\":");
+        close_add(seq > 0 && seq < 65536 ? (unsigned) seq : 1005);
+        conn_close(c, 0);
+        return -1;
+    }
+
     st.other_events++;
 
     return 0;
 }
 
 
+/* a message to a subscriber, whatever carried it */
+
 static int
-ws_message(cb_conn_t *c, const u_char *p, size_t n)
+sub_message(cb_conn_t *c, const u_char *p, size_t n)
 {
     int64_t  stamp;
 
@@ -1210,7 +1238,7 @@ ws_frame(cb_conn_t *c, unsigned fin, unsigned op, const u_char *p,
         }
 
         if (fin) {
-            return ws_message(c, p, n);
+            return sub_message(c, p, n);
         }
 
         c->frag = malloc(n ? n : 1);
@@ -1243,7 +1271,7 @@ ws_frame(cb_conn_t *c, unsigned fin, unsigned op, const u_char *p,
             return 0;
         }
 
-        rc = ws_message(c, c->frag, c->flen);
+        rc = sub_message(c, c->frag, c->flen);
         if (c->fd >= 0) {
             free(c->frag);
             c->frag = NULL;
@@ -1348,7 +1376,10 @@ hs_input(cb_conn_t *c, const u_char *p, size_t len)
         return 0;
     }
 
-    if (len < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0) {
+    /* a stream's head: 200, then the events until the connection ends */
+    if (len < 12 || memcmp(p, c->tr == TR_SSE ? "HTTP/1.1 200"
+                                             : "HTTP/1.1 101", 12) != 0)
+    {
         for (l = 0; l < len && l < 80 && p[l] != '\r'; l++) {
             /* first line */
         }
@@ -1375,11 +1406,88 @@ hs_input(cb_conn_t *c, const u_char *p, size_t len)
 }
 
 
+/*
+ * The head of an HTTP response at b: its length, 0 while incomplete, -1
+ * for what this client does not read (the connection is then closed).
+ * Bodies have a Content-Length (or none), never chunks.
+ */
+
+static ssize_t
+http_head(cb_conn_t *c, const u_char *b, size_t avail, size_t max,
+    unsigned *status, size_t *clen, unsigned *closing)
+{
+    size_t         hl;
+    const u_char  *e, *q, *le;
+
+    e = memmem(b, avail, "\r\n\r\n", 4);
+    if (e == NULL) {
+        if (avail > CB_MAX_HDR) {
+            conn_close(c, 0);
+            st.proto_errors++;
+            return -1;
+        }
+        return 0;
+    }
+
+    hl = (size_t) (e + 4 - b);
+
+    if (hl < 14 || memcmp(b, "HTTP/1.", 7) != 0
+        || b[9] < '1' || b[9] > '5')
+    {
+        conn_close(c, 1);
+        st.proto_errors++;
+        return -1;
+    }
+
+    *status = (unsigned) ((b[9] - '0') * 100 + (b[10] - '0') * 10
+                          + (b[11] - '0'));
+    *clen = 0;
+    *closing = 0;
+
+    for (q = memchr(b, '\n', hl); q != NULL && q + 1 < e; q = le) {
+        q++;
+        le = memchr(q, '\n', (size_t) (e + 2 - q));
+        if (le == NULL) {
+            break;
+        }
+
+        if (strncasecmp((const char *) q, "content-length:", 15) == 0) {
+            *clen = strtoul((const char *) q + 15, NULL, 10);
+
+        } else if (strncasecmp((const char *) q, "connection: close", 17)
+                   == 0)
+        {
+            *closing = 1;
+
+        } else if (strncasecmp((const char *) q,
+                               "transfer-encoding:", 18) == 0)
+        {
+            cb_log("%s %u: chunked responses are not supported",
+                 c->kind == K_PUB ? "publisher" : "connection", c->idx);
+            conn_close(c, 0);
+            st.proto_errors++;
+            return -1;
+        }
+    }
+
+    if (*clen > max) {
+        cb_log("%s %u: response body of %zu bytes", c->kind == K_PUB
+             ? "publisher" : "connection", c->idx, *clen);
+        conn_close(c, 0);
+        st.proto_errors++;
+        return -1;
+    }
+
+    return (ssize_t) hl;
+}
+
+
 static ssize_t
 http_input(cb_conn_t *c, const u_char *p, size_t len)
 {
-    size_t         off, avail, hl, clen;
-    const u_char  *b, *e, *q, *le;
+    size_t         off, avail, clen;
+    ssize_t        hl;
+    const u_char  *b;
     unsigned       status, closing;
     char           name[16];
     int            n;
@@ -1390,68 +1498,16 @@ http_input(cb_conn_t *c, const u_char *p, size_t len)
         b = p + off;
         avail = len - off;
 
-        e = memmem(b, avail, "\r\n\r\n", 4);
-        if (e == NULL) {
-            if (avail > CB_MAX_HDR) {
-                conn_close(c, 0);
-                st.proto_errors++;
-                return -1;
-            }
-            break;
-        }
-
-        hl = (size_t) (e + 4 - b);
-
-        if (hl < 14 || memcmp(b, "HTTP/1.", 7) != 0
-            || b[9] < '1' || b[9] > '5')
-        {
-            conn_close(c, 1);
-            st.proto_errors++;
+        hl = http_head(c, b, avail, CB_MAX_FRAME, &status, &clen, &closing);
+        if (hl < 0) {
             return -1;
         }
 
-        status = (unsigned) ((b[9] - '0') * 100 + (b[10] - '0') * 10
-                             + (b[11] - '0'));
-        clen = 0;
-        closing = 0;
-
-        for (q = memchr(b, '\n', hl); q != NULL && q + 1 < e; q = le) {
-            q++;
-            le = memchr(q, '\n', (size_t) (e + 2 - q));
-            if (le == NULL) {
-                break;
-            }
-
-            if (strncasecmp((const char *) q, "content-length:", 15) == 0) {
-                clen = strtoul((const char *) q + 15, NULL, 10);
-
-            } else if (strncasecmp((const char *) q, "connection: close", 17)
-                       == 0)
-            {
-                closing = 1;
-
-            } else if (strncasecmp((const char *) q,
-                                   "transfer-encoding:", 18) == 0)
-            {
-                cb_log("publisher %u: chunked responses are not supported",
-                     c->idx);
-                conn_close(c, 0);
-                st.proto_errors++;
-                return -1;
-            }
-        }
-
-        if (clen > CB_MAX_FRAME) {
-            conn_close(c, 0);
-            st.proto_errors++;
-            return -1;
-        }
-
-        if (avail < hl + clen) {
+        if (hl == 0 || avail < (size_t) hl + clen) {
             break;
         }
 
-        off += hl + clen;
+        off += (size_t) hl + clen;
 
         if (status >= 200 && status < 300) {
             st.acked++;
@@ -1478,6 +1534,327 @@ http_input(cb_conn_t *c, const u_char *p, size_t len)
         answered(c);
 
         if (c->fd < 0) {
+            return -1;
+        }
+    }
+
+    return (ssize_t) off;
+}
+
+
+/*
+ * A Server-Sent Events stream after its head: events end at a blank
+ * line; an event's "data:" line is a message (both servers write one
+ * data line per event, and "\n" line ends).  Comments (": ping", nchan's
+ * ": hi"), "id:" lines and events of another "event:" type (nchan's
+ * pings) are skipped.
+ */
+
+static ssize_t
+sse_input(cb_conn_t *c, const u_char *p, size_t len)
+{
+    size_t         off, dl;
+    const u_char  *b, *e, *q, *le, *v, *d;
+    unsigned       ndata, typed;
+
+    off = 0;
+
+    while (off < len) {
+        b = p + off;
+
+        e = memmem(b, len - off, "\n\n", 2);
+        if (e == NULL) {
+            if (len - off > CB_MAX_FRAME) {
+                st.proto_errors++;
+                cb_log("connection %u: event too big", c->idx);
+                conn_close(c, 1);
+                return -1;
+            }
+            break;
+        }
+
+        off = (size_t) (e + 2 - p);
+        d = NULL;
+        dl = 0;
+        ndata = 0;
+        typed = 0;
+
+        /* e is the end of the event's last line */
+
+        for (q = b; q <= e; q = le + 1) {
+            le = memchr(q, '\n', (size_t) (e + 1 - q));
+            if (le == NULL) {
+                break;
+            }
+
+            if (le - q >= 6 && memcmp(q, "event:", 6) == 0) {
+                v = q + 6 + (q + 6 < le && q[6] == ' ');
+                typed = (size_t) (le - v) != 7 || memcmp(v, "message", 7);
+                continue;
+            }
+
+            if (le - q < 5 || memcmp(q, "data:", 5) != 0) {
+                continue;
+            }
+
+            v = q + 5;
+            if (v < le && *v == ' ') {
+                v++;
+            }
+
+            if (ndata++ == 0) {
+                d = v;
+                dl = (size_t) (le - v - (le > v && le[-1] == '\r'));
+            }
+        }
+
+        if (ndata > 1) {
+            /* one line of a longer message: not what either server sends */
+            st.proto_errors++;
+        }
+
+        if (d != NULL && !typed
+            && (sub_message(c, d, dl) != 0 || c->fd < 0))
+        {
+            return -1;
+        }
+    }
+
+    return (ssize_t) off;
+}
+
+
+/* the next long poll of c's room from its cursor; timeout 0 at the first */
+
+static int
+poll_send(cb_conn_t *c, unsigned timeout)
+{
+    char  req[CB_MAX_TOKEN_LEN + 1024], seq[24];
+    int   n;
+
+    seq[0] = '\0';
+    if (c->cursor >= 0) {
+        snprintf(seq, sizeof(seq), "%" PRId64, c->cursor);
+    }
+
+    if (opt.ntokens) {
+        n = snprintf(req, sizeof(req), "GET %s%stoken=%s",
+                     opt.path, strchr(opt.path, '?') ? "&" : "?",
+                     opt.tokens[c->idx % opt.ntokens]);
+    } else {
+        n = snprintf(req, sizeof(req), "GET %s%suser=u%u",
+                     opt.path, strchr(opt.path, '?') ? "&" : "?", c->idx);
+    }
+
+    n += snprintf(req + n, sizeof(req) - (size_t) n,
+                  "&poll=1&cursor=%s%u:%s&timeout=%u HTTP/1.1\r\n"
+                  "Host: %s\r\n\r\n", opt.prefix, c->room, seq, timeout,
+                  hostport);
+
+    return conn_write(c, (u_char *) req, (size_t) n) < 0 ? -1 : 0;
+}
+
+
+/*
+ * The objects of a JSON array, from just after its '[' to e, each handed
+ * to chat_event(): the end of the array, or NULL if it is not one (or
+ * the connection went with an event).
+ */
+
+static const u_char *
+json_each(cb_conn_t *c, const u_char *p, const u_char *e)
+{
+    const u_char  *q, *o;
+    unsigned       depth, instr;
+
+    q = p;
+
+    while (q < e) {
+        if (*q == ' ' || *q == ',' || *q == '\n' || *q == '\r') {
+            q++;
+            continue;
+        }
+
+        if (*q == ']') {
+            return q + 1;
+        }
+
+        if (*q != '{') {
+            return NULL;
+        }
+
+        o = q;
+        depth = 0;
+        instr = 0;
+
+        for ( /* void */ ; q < e; q++) {
+            if (instr) {
+                if (*q == '\\') {
+                    q++;
+                } else if (*q == '"') {
+                    instr = 0;
+                }
+                continue;
+            }
+
+            if (*q == '"') {
+                instr = 1;
+
+            } else if (*q == '{' || *q == '[') {
+                depth++;
+
+            } else if ((*q == '}' || *q == ']') && --depth == 0) {
+                break;
+            }
+        }
+
+        if (q >= e) {
+            return NULL;
+        }
+
+        q++;
+
+        if (chat_event(c, o, (size_t) (q - o)) != 0 || c->fd < 0) {
+            return NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A long poll's answer: {"type":"poll","events":[...],"cursor":"R:7"};
+ * the first (timeout 0) says the poll's room is joined.  The next poll
+ * goes at once, on the same keep-alive connection.
+ */
+
+static int
+poll_answer(cb_conn_t *c, unsigned status, const u_char *p, size_t n,
+    unsigned closing)
+{
+    const u_char  *e, *a, *v, *q, *colon;
+    int64_t        seq;
+    char           name[16];
+    int            l;
+
+    e = p + n;
+
+    if (c->state == ST_HS) {
+        hs_inflight--;
+        st.connected++;
+        st.t_last_hs = mono();
+        c->state = ST_JOINING;
+    }
+
+    if (status != 200) {
+        st.errors++;
+        l = snprintf(name, sizeof(name), "http_%u", status);
+        code_add(st.codes, &st.ncodes, name, (size_t) l, 1);
+        cb_log("connection %u: poll answered %u: %.*s", c->idx, status,
+             (int) (n < 120 ? n : 120), (const char *) p);
+
+        if (c->state == ST_JOINING) {
+            /* as a refused join: the connection stays, idle */
+            c->state = ST_JOINFAIL;
+            st.join_failed++;
+            settle();
+            return 0;
+        }
+
+        conn_close(c, 1);
+        return -1;
+    }
+
+    if (phase >= PH_RUN) {
+        st.polls++;
+    }
+
+    v = json_after(p, n, "\"events\":");
+    a = (v != NULL && *v == '[') ? json_each(c, v + 1, e) : NULL;
+
+    if (c->fd < 0) {
+        return -1;
+    }
+
+    v = a ? json_after(a, (size_t) (e - a), "\"cursor\":\"") : NULL;
+    q = v ? memchr(v, '"', (size_t) (e - v)) : NULL;
+
+    if (q == NULL) {
+        st.proto_errors++;
+        cb_log("connection %u: not a poll answer: %.*s", c->idx,
+             (int) (n < 120 ? n : 120), (const char *) p);
+        conn_close(c, 1);
+        return -1;
+    }
+
+    /* one room: its seq is after the last ':' (none: the cursor stays) */
+
+    for (colon = q; colon > v && colon[-1] != ':'; colon--) {
+        /* void */
+    }
+
+    for (seq = 0, l = 0; colon > v && colon < q && *colon >= '0'
+                         && *colon <= '9' && l < 19; colon++, l++)
+    {
+        seq = seq * 10 + (*colon - '0');
+    }
+
+    if (l > 0 && colon == q) {
+        c->cursor = seq;
+    }
+
+    if (c->state == ST_JOINFAIL) {
+        return 0;
+    }
+
+    if (c->state == ST_JOINING) {
+        c->state = ST_READY;
+        st.ready++;
+        settle();
+    }
+
+    if (closing) {
+        /* nginx's keepalive_requests: the bench sets it out of reach */
+        cb_log("connection %u: poll connection closed by the server",
+             c->idx);
+        conn_close(c, 1);
+        return -1;
+    }
+
+    return poll_send(c, CB_POLL_TIMEOUT);
+}
+
+
+static ssize_t
+poll_input(cb_conn_t *c, const u_char *p, size_t len)
+{
+    size_t         off, avail, clen;
+    ssize_t        hl;
+    const u_char  *b;
+    unsigned       status, closing;
+
+    off = 0;
+
+    while (off < len) {
+        b = p + off;
+        avail = len - off;
+
+        hl = http_head(c, b, avail, 2 * CB_MAX_FRAME, &status, &clen,
+                       &closing);
+        if (hl < 0) {
+            return -1;
+        }
+
+        if (hl == 0 || avail < (size_t) hl + clen) {
+            break;
+        }
+
+        off += (size_t) hl + clen;
+
+        if (poll_answer(c, status, b + hl, clen, closing) != 0
+            || c->fd < 0)
+        {
             return -1;
         }
     }
@@ -1516,13 +1893,18 @@ conn_read(cb_conn_t *c)
     if (c->kind == K_PUB) {
         used = http_input(c, rdbuf, have);
 
+    } else if (c->tr == TR_POLL) {
+        used = poll_input(c, rdbuf, have);
+
     } else {
         if (c->state == ST_HS) {
             used = hs_input(c, rdbuf, have);
         }
 
         if (used >= 0 && c->fd >= 0 && c->state != ST_HS) {
-            u = ws_input(c, rdbuf + used, have - (size_t) used);
+            u = c->tr == TR_SSE
+                ? sse_input(c, rdbuf + used, have - (size_t) used)
+                : ws_input(c, rdbuf + used, have - (size_t) used);
             used = u < 0 ? -1 : used + u;
         }
     }
@@ -1588,23 +1970,42 @@ conn_connected(cb_conn_t *c)
     c->state = ST_HS;
     conn_events(c, 0);
 
+    if (c->tr == TR_POLL) {
+        (void) poll_send(c, 0);
+        return;
+    }
+
     if (opt.nchan) {
-        n = snprintf(req, sizeof(req), "GET %s%s%u HTTP/1.1\r\n",
+        n = snprintf(req, sizeof(req), "GET %s%s%u",
                      opt.sub_path, opt.prefix, c->room);
     } else if (opt.ntokens) {
-        n = snprintf(req, sizeof(req), "GET %s%stoken=%s HTTP/1.1\r\n",
+        n = snprintf(req, sizeof(req), "GET %s%stoken=%s",
                      opt.path, strchr(opt.path, '?') ? "&" : "?",
                      opt.tokens[c->idx % opt.ntokens]);
 
     } else {
-        n = snprintf(req, sizeof(req), "GET %s%suser=u%u HTTP/1.1\r\n",
+        n = snprintf(req, sizeof(req), "GET %s%suser=u%u",
                      opt.path, strchr(opt.path, '?') ? "&" : "?", c->idx);
     }
 
-    n += snprintf(req + n, sizeof(req) - (size_t) n,
-                  "Host: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: " CB_WS_KEY "\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n", hostport);
+    /* a stream's rooms are in its URL */
+    if (c->tr == TR_SSE && !opt.nchan) {
+        n += snprintf(req + n, sizeof(req) - (size_t) n, "&rooms=%s%u",
+                      opt.prefix, c->room);
+    }
+
+    if (c->tr == TR_SSE) {
+        n += snprintf(req + n, sizeof(req) - (size_t) n,
+                      " HTTP/1.1\r\nHost: %s\r\n"
+                      "Accept: text/event-stream\r\n\r\n", hostport);
+
+    } else {
+        n += snprintf(req + n, sizeof(req) - (size_t) n,
+                      " HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: " CB_WS_KEY "\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n", hostport);
+    }
 
     (void) conn_write(c, (u_char *) req, (size_t) n);
 }
@@ -1823,6 +2224,10 @@ client_main(uint32_t id, int in, int out, int64_t deadline)
         subs[j].idx = id + j * (uint32_t) opt.procs;
         subs[j].room = (uint32_t) (subs[j].idx % opt.rooms);
         subs[j].last_seq = -1;
+        subs[j].cursor = -1;
+        /* ngx_chat's senders are members: they stay WebSockets */
+        subs[j].tr = (uint8_t) (!opt.nchan && j < nsenders ? TR_WS
+                                                           : opt.transport);
     }
 
     for (j = 0; j < npubs; j++) {
@@ -2327,7 +2732,7 @@ usage(FILE *f)
 "  --host 127.0.0.1 --port 8080   loopback target\n"
 "  --path /chat             chat WebSocket path, ?user=u<i> appended\n"
 "  --sub-path /sub/ --pub-path /pub/   nchan locations, room appended\n"
-"  --conns N                WebSocket connections (100)\n"
+"  --conns N                connections (100)\n"
 "  --rooms R                rooms <prefix>0..R-1, connection i in i %% R\n"
 "  --room-prefix STR        (b)\n"
 "  --procs P                client processes (1)\n"
@@ -2348,7 +2753,11 @@ usage(FILE *f)
 "  --churn                  close each connection at its welcome, no join:\n"
 "                           --conns handshakes, --concurrency at a time\n"
 "  --token-file F           ?token=<line i %% lines> instead of ?user=u<i>\n"
-"                           (at most 100000 lines of 4096 bytes)\n");
+"                           (at most 100000 lines of 4096 bytes)\n"
+"  --sub-transport T        ws, sse (Server-Sent Events: ngx_chat's\n"
+"                           ?rooms=, nchan's EventSource) or poll (ngx_chat's\n"
+"                           long poll, one at a time per connection);\n"
+"                           ngx_chat's senders stay WebSockets (ws)\n");
 }
 
 
@@ -2486,6 +2895,7 @@ parse_args(int argc, char **argv)
         { "connect-timeout", required_argument, NULL, 'w' },
         { "churn", no_argument, NULL, 'x' },
         { "token-file", required_argument, NULL, 'y' },
+        { "sub-transport", required_argument, NULL, 'z' },
         { "help", no_argument, NULL, 'H' },
         { NULL, 0, NULL, 0 }
     };
@@ -2575,6 +2985,17 @@ parse_args(int argc, char **argv)
             break;
         case 'x': opt.churn = 1; break;
         case 'y': opt.token_file = optarg; break;
+        case 'z':
+            if (strcmp(optarg, "ws") == 0) {
+                opt.transport = TR_WS;
+            } else if (strcmp(optarg, "sse") == 0) {
+                opt.transport = TR_SSE;
+            } else if (strcmp(optarg, "poll") == 0) {
+                opt.transport = TR_POLL;
+            } else {
+                die("--sub-transport is ws, sse or poll");
+            }
+            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -2603,6 +3024,14 @@ parse_args(int argc, char **argv)
     /* churned connections are gone before anything could be sent */
     if (opt.churn) {
         opt.senders = 0;
+    }
+
+    if (opt.churn && opt.transport != TR_WS) {
+        die("--churn takes WebSocket handshakes (--sub-transport ws)");
+    }
+
+    if (opt.nchan && opt.transport == TR_POLL) {
+        die("--sub-transport poll is ngx_chat's long poll (--proto chat)");
     }
 
     if (opt.token_file) {
@@ -2675,7 +3104,7 @@ main(int argc, char **argv)
     cb_sample_t    sb, sc, sh, sg, se, og, oe;
     uint64_t       p50, p90, p99, p999, rss_per_conn, srv_cpu, oth_cpu;
     uint64_t       cli_cpu, con_cpu;
-    const char    *proto;
+    const char    *proto, *transport;
 
     parse_args(argc, argv);
 
@@ -2687,6 +3116,8 @@ main(int argc, char **argv)
     run_id = (uint32_t) (((uint64_t) t0 * 2654435761u) ^ (uint64_t) getpid()
                          ^ ((uint64_t) time(NULL) << 16));
     proto = opt.nchan ? "nchan" : "chat";
+    transport = opt.transport == TR_SSE ? "sse"
+                : opt.transport == TR_POLL ? "poll" : "ws";
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -2736,10 +3167,10 @@ main(int argc, char **argv)
 
     sample(opt.server_pids, opt.nserver, &sb);
 
-    fprintf(stderr, "chatbench: run %08x: %s %s, %" PRIu64 " connections, "
-            "%" PRIu64 " rooms, %" PRIu64 " senders, %" PRIu64
-            " processes\n", run_id, proto, hostport, opt.conns, opt.rooms,
-            opt.senders, opt.procs);
+    fprintf(stderr, "chatbench: run %08x: %s %s, %" PRIu64 " connections "
+            "(%s), %" PRIu64 " rooms, %" PRIu64 " senders, %" PRIu64
+            " processes\n", run_id, proto, hostport, opt.conns, transport,
+            opt.rooms, opt.senders, opt.procs);
 
     fflush(stdout);
 
@@ -2915,6 +3346,12 @@ main(int argc, char **argv)
             tot.closes_other, tot.disconnects, tot.proto_errors,
             tot.other_events);
 
+    if (opt.transport == TR_POLL) {
+        fprintf(stderr, "chatbench: %" PRIu64 " polls answered from go, %.1f"
+                " deliveries each\n", tot.polls, tot.polls
+                ? (double) tot.delivered / (double) tot.polls : 0.0);
+    }
+
     if (opt.nserver) {
         fprintf(stderr,
                 "chatbench: server RSS kB: base %" PRIu64 " connected %"
@@ -2939,12 +3376,13 @@ main(int argc, char **argv)
     fprintf(stderr, "chatbench: client CPU %" PRIu64 " ms, run %.3f s\n",
             cli_cpu, secs(t0, end_ns));
 
-    printf("RESULT proto=%s conns=%" PRIu64 " rooms=%" PRIu64 " procs=%"
+    printf("RESULT proto=%s sub_transport=%s conns=%" PRIu64 " rooms=%" PRIu64 " procs=%"
            PRIu64 " senders=%" PRIu64 " rate=%g duration=%g window=%" PRIu64
            " size=%" PRIu64 " connected=%" PRIu64 " ready=%" PRIu64
            " connect_failed=%" PRIu64 " join_failed=%" PRIu64
            " connect_s=%.3f handshake_per_s=%.0f",
-           proto, opt.conns, opt.rooms, opt.procs, opt.senders, opt.rate,
+           proto, transport, opt.conns, opt.rooms, opt.procs, opt.senders,
+           opt.rate,
            opt.duration, opt.window, opt.size, tot.connected, tot.ready,
            tot.connect_failed, tot.join_failed, conn_s,
            hs_s > 0 ? (double) tot.connected / hs_s : 0.0);
@@ -2968,14 +3406,14 @@ main(int argc, char **argv)
            " disconnects=%" PRIu64 " proto_errors=%" PRIu64
            " expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
            " dup_or_extra=%" PRIu64 " seq_gaps=%" PRIu64 " foreign=%" PRIu64
-           " other_events=%" PRIu64
+           " other_events=%" PRIu64 " polls=%" PRIu64
            " deliveries_per_s=%.0f sent_per_s=%.0f"
            " lat_p50_us=%" PRIu64 " lat_p90_us=%" PRIu64
            " lat_p99_us=%" PRIu64 " lat_p999_us=%" PRIu64
            " lat_max_us=%" PRIu64,
            tot.closes_1013, tot.closes_other, tot.disconnects,
            tot.proto_errors, expected, tot.delivered, lost, dup,
-           tot.seq_gaps, tot.foreign, tot.other_events,
+           tot.seq_gaps, tot.foreign, tot.other_events, tot.polls,
            dur > 0 ? (double) tot.delivered / dur : 0.0,
            sdur > 0 ? (double) tot.sent / sdur : 0.0,
            p50, p90, p99, p999, tot.lat_max);
