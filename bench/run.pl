@@ -7,6 +7,10 @@
 #   bench/run.pl [--smoke] [--only idle,fanout,...] [--no-nchan]
 #                [--out DIR] [--bin DIR] [--keep] [--notify] [--acl]
 #
+# fanout-sse, fanout-poll, bigroom-sse and bigroom-poll are fan-out and
+# big room with the subscribers on the HTTP transports (nchan: its
+# EventSource for -sse, no long-poll run); the senders are unchanged.
+#
 # --keep leaves each nginx's directory (config, error log) under TMPDIR.
 # --notify runs ngx_chat with chat_notify on (the notification stream).
 # --acl runs ngx_chat with chat_rooms: 100 patterns, the last one matching
@@ -119,6 +123,20 @@ my @SCENARIOS = (
     },
 );
 
+# The HTTP transports: fan-out and big room again, the same sizes, the
+# subscribers by Server-Sent Events (nchan: its EventSource) or by long
+# polls (ngx_chat only); the senders are those of the WebSocket runs
+# (ngx_chat: WebSocket members of their rooms, nchan: HTTP POSTs).
+for my $base (qw(bigroom fanout)) {
+    my ($i) = grep { $SCENARIOS[$_]{name} eq $base } 0 .. $#SCENARIOS;
+    my $b = $SCENARIOS[$i];
+    splice(@SCENARIOS, $i + 1, 0,
+        { %$b, name => "$base-sse", title => "$b->{title}, SSE",
+          transport => 'sse', base => $base },
+        { %$b, name => "$base-poll", title => "$b->{title}, long poll",
+          transport => 'poll', base => $base, nchan => 0 });
+}
+
 # the handshake scenario's tokens: 1,000 users, a few rooms each
 my $JWT_SECRET = 'bench-secret-' . ('x' x 32);
 my $JWT_USERS = 1000;
@@ -207,7 +225,7 @@ sub run_chat {
 
 sub run_nchan {
     my ($sc, $p) = @_;
-    my $ng = nginx_start(nchan_conf($p), $p->{workers});
+    my $ng = nginx_start(nchan_conf($p, $sc), $p->{workers});
     my $r = chatbench($sc, $p, 'nchan', $ng, []);
     $r->{scenario} = $sc->{name};
     $r->{server} = 'nchan';
@@ -224,6 +242,7 @@ sub chatbench {
                 '--server-pids', join(',', @{$ng->{workers}}),
                 '--timeout', 600, '--connect-timeout', 120);
     push @args, '--other-pids', join(',', @$other) if @$other;
+    push @args, '--sub-transport', $sc->{transport} if $sc->{transport};
     push @args, '--churn', '--concurrency', $p->{concurrency}
         if $sc->{handshake};
     push @args, '--token-file', jwt_tokens($ng) if $sc->{handshake};
@@ -364,6 +383,8 @@ sub chat_conf {
         $rooms = "            chat_rooms \$chat_jwt_rooms;\n";
         $secret = "    chat_jwt_secret $JWT_SECRET;\n";
     }
+    # keepalive_requests: a long-polling client polls again on its
+    # connection, nginx's default would close it every 1,000 polls
     return sub {
         my ($root, $port) = @_;
         return "load_module $MODULE;\n" . common_conf($p, $root, $port)
@@ -376,6 +397,7 @@ http {
     chat_notify @{[ $notify ? 'on' : 'off' ]};
 $secret    server {
         listen 127.0.0.1:$port reuseport backlog=4096;
+        keepalive_requests 1000000;
         location = /chat {
             chat;
             chat_user $user;
@@ -389,7 +411,14 @@ EOF
 }
 
 sub nchan_conf {
-    my ($p) = @_;
+    my ($p, $sc) = @_;
+    # EventSource pings as often as the WebSocket's, as nchan types them
+    # (event: ping), which chatbench skips
+    my $sub = ($sc->{transport} // '') eq 'sse'
+        ? "nchan_subscriber eventsource;\n"
+          . "            nchan_eventsource_ping_interval 20;"
+        : "nchan_subscriber websocket;\n"
+          . "            nchan_websocket_ping_interval 20;";
     return sub {
         my ($root, $port) = @_;
         return "load_module $NCHAN;\n" . common_conf($p, $root, $port)
@@ -401,9 +430,8 @@ http {
         listen 127.0.0.1:$port reuseport backlog=4096;
         keepalive_requests 1000000;
         location ~ ^/sub/(.+)\$ {
-            nchan_subscriber websocket;
+            $sub
             nchan_subscriber_first_message newest;
-            nchan_websocket_ping_interval 20;
             nchan_channel_id \$1;
         }
         location ~ ^/pub/(.+)\$ {
@@ -517,13 +545,67 @@ sub floor_at {
 
 sub row {
     my ($sc, $label, $key, $unit, $target) = @_;
-    my $c = $res{$sc}{chat} or return ();
+    my $c = $res{$sc}{chat} or return '';
     my $n = $res{$sc}{nchan};
     my $cv = $c->{$key};
     my $nv = $n ? $n->{$key} : undef;
     return sprintf("| %s | %s | %s | %s | %s | %s |\n", $sc, $label,
                    fmt($cv, $unit), fmt($nv, $unit),
                    $n ? ratio($cv, $nv) : '-', $target // '');
+}
+
+# Fan-out and big room by subscriber transport: each run beside ngx_chat's
+# WebSocket run and nchan's EventSource run of the same shape.
+sub transports {
+    my @shapes = grep { $res{"$_-sse"} || $res{"$_-poll"} } qw(fanout bigroom);
+    return '' unless @shapes;
+    my $md = "\nSubscribers by transport (the same shapes and senders: "
+        . "ngx_chat's senders are WebSocket members of their rooms, nchan's "
+        . "publish by HTTP POST; nginx CPU of the workers from the first "
+        . "send to the last delivery, per delivery):\n\n"
+        . "| shape | server | subscribers | deliveries/s | "
+        . "nginx CPU us per delivery | x ngx_chat WebSocket | "
+        . "x nchan EventSource | latency p50 | latency p99 | lost | "
+        . "deliveries per poll | target |\n"
+        . "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
+        . "--- | --- |\n";
+    for my $sh (@shapes) {
+        my $ws = $res{$sh}{chat} // {};
+        my $es = ($res{"$sh-sse"} // {})->{nchan} // {};
+        for my $row (["$sh", 'chat', 'ngx_chat', 'WebSocket'],
+                     ["$sh-sse", 'chat', 'ngx_chat', 'SSE'],
+                     ["$sh-poll", 'chat', 'ngx_chat', 'long poll'],
+                     ["$sh", 'nchan', 'nchan', 'WebSocket'],
+                     ["$sh-sse", 'nchan', 'nchan', 'EventSource'])
+        {
+            my ($sc, $k, $server, $sub) = @$row;
+            my $r = $res{$sc}{$k} or next;
+            my $cpu = $r->{cpu_us_per_delivery};
+            my $target = '';
+            if ($sc eq "$sh-sse" && $k eq 'chat') {
+                my $vw = ratio($cpu, $ws->{cpu_us_per_delivery});
+                my $ve = ratio($cpu, $es->{cpu_us_per_delivery});
+                $target = '<= 1.20x WebSocket'
+                    . ($vw =~ /^([\d.]+)x$/ ? ($1 <= 1.2 ? ' (met)'
+                                                         : ' (missed)') : '')
+                    . ', below nchan EventSource'
+                    . ($ve =~ /^([\d.]+)x$/ ? ($1 < 1 ? ' (met)'
+                                                      : ' (missed)') : '');
+            }
+            $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                           . "| %s | %s | %s |\n", $sh, $server, $sub,
+                fmt($r->{deliveries_per_s}), fmt($cpu),
+                $k eq 'chat' && $sc ne $sh
+                    ? ratio($cpu, $ws->{cpu_us_per_delivery}) : '-',
+                $r == $es ? '-' : ratio($cpu, $es->{cpu_us_per_delivery}),
+                fmt($r->{lat_p50_us}, 'ms'), fmt($r->{lat_p99_us}, 'ms'),
+                fmt($r->{lost}),
+                $r->{polls} ? sprintf('%.1f', $r->{delivered} / $r->{polls})
+                            : '-',
+                $target);
+        }
+    }
+    return $md;
 }
 
 sub write_report {
@@ -568,6 +650,8 @@ sub write_report {
     $md .= row('durable', 'rows in Postgres / acked', 'pg_rows');
     $md .= row('durable', 'Postgres caught up after', 'pg_catchup_s');
 
+    $md .= transports();
+
     if (my $a = $res{handshake}{chat}) {
         my $j = $res{handshake}{jwt} // {};
         $md .= "\nHandshakes (connect, upgrade, welcome, close; "
@@ -596,7 +680,9 @@ sub write_report {
         . "| N | floor, write per frame | floor, writev of 8 | "
         . "scenario | ngx_chat | x floor | nchan | x floor |\n"
         . "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
-    for my $sc (qw(fanout bigroom seed)) {
+    for my $sc (qw(fanout fanout-sse fanout-poll bigroom bigroom-sse
+                   bigroom-poll seed))
+    {
         my $c = $res{$sc}{chat} or next;
         my $n = $res{$sc}{nchan} // {};
         my $conns = $c->{conns};
