@@ -58,6 +58,7 @@
 #define CB_TICK_NS        (100 * CB_MS)
 #define CB_SENDS_PER_TICK 2000
 #define CB_POLL_TIMEOUT   25
+#define CB_POLL_RETRIES   1000
 
 /* log-linear: 128 exact values, then 128 buckets per power of two */
 #define CB_HIST_SUB       128
@@ -89,6 +90,7 @@ enum { TR_WS = 0, TR_SSE, TR_POLL };
 #define F_OUT  0x01
 #define F_UP   0x02
 #define F_ANS  0x04
+#define F_WAIT 0x08         /* a refused poll, polled again at t_start */
 
 
 typedef struct {
@@ -149,6 +151,7 @@ typedef struct {
     uint64_t   lat_max;
     uint64_t   other_events;
     uint64_t   polls;
+    uint64_t   poll_retries;
     int64_t    t_first_start;
     int64_t    t_last_hs;
     int64_t    t_all_ready;
@@ -249,6 +252,7 @@ static int64_t     send_end_ns;
 static int64_t     drain_end_ns;
 static int64_t     last_ack_ns;
 static int64_t     next_due;
+static int64_t     retry_due = INT64_MAX;
 static uint64_t    hs_inflight;
 static uint64_t    pending;
 static uint64_t    open_conns;
@@ -444,7 +448,8 @@ stats_merge(cb_stats_t *a, const cb_stats_t *b)
     CB_ADD(seq_gaps); CB_ADD(closes_1013); CB_ADD(closes_other);
     CB_ADD(disconnects); CB_ADD(proto_errors); CB_ADD(behind);
     CB_ADD(skipped); CB_ADD(unacked); CB_ADD(wbuf_full); CB_ADD(lat_n);
-    CB_ADD(other_events); CB_ADD(polls); CB_ADD(timed_out);
+    CB_ADD(other_events); CB_ADD(polls); CB_ADD(poll_retries);
+    CB_ADD(timed_out);
 #undef CB_ADD
 
 #define CB_MAX(f)  if (b->f > a->f) a->f = b->f
@@ -1754,6 +1759,26 @@ poll_answer(cb_conn_t *c, unsigned status, const u_char *p, size_t n,
         cb_log("connection %u: poll answered %u: %.*s", c->idx, status,
              (int) (n < 120 ? n : 120), (const char *) p);
 
+        /*
+         * "unavailable" (503: a join refused, Redis busy): polled again
+         * with the same cursor after a backoff, as a client would; the
+         * refusals still count as errors
+         */
+        if (status == 503 && !closing && c->reconnects < CB_POLL_RETRIES
+            && phase < PH_DONE)
+        {
+            c->reconnects++;
+            st.poll_retries++;
+            c->flags |= F_WAIT;
+            c->t_start = mono() + (100 << (c->reconnects < 4
+                                          ? c->reconnects : 4)) * CB_MS
+                         + (int64_t) (c->idx % 97) * CB_MS;
+            if (c->t_start < retry_due) {
+                retry_due = c->t_start;
+            }
+            return 0;
+        }
+
         if (c->state == ST_JOINING) {
             /* as a refused join: the connection stays, idle */
             c->state = ST_JOINFAIL;
@@ -1823,6 +1848,41 @@ poll_answer(cb_conn_t *c, unsigned status, const u_char *p, size_t n,
     }
 
     return poll_send(c, CB_POLL_TIMEOUT);
+}
+
+
+/* the refused polls whose backoff is over go again */
+
+static void
+poll_retry(int64_t now)
+{
+    uint32_t    j;
+    cb_conn_t  *c;
+
+    retry_due = INT64_MAX;
+
+    for (j = 0; j < nsubs; j++) {
+        c = &subs[j];
+
+        if (!(c->flags & F_WAIT)) {
+            continue;
+        }
+
+        if (c->fd < 0) {
+            c->flags &= ~F_WAIT;
+            continue;
+        }
+
+        if (c->t_start > now) {
+            if (c->t_start < retry_due) {
+                retry_due = c->t_start;
+            }
+            continue;
+        }
+
+        c->flags &= ~F_WAIT;
+        (void) poll_send(c, c->state == ST_READY ? CB_POLL_TIMEOUT : 0);
+    }
 }
 
 
@@ -2334,6 +2394,14 @@ client_main(uint32_t id, int in, int out, int64_t deadline)
 
         default:
             break;
+        }
+
+        if (retry_due <= now) {
+            poll_retry(now);
+        }
+
+        if (retry_due < wake) {
+            wake = retry_due;
         }
 
         if (deadline < wake) {
@@ -3348,8 +3416,10 @@ main(int argc, char **argv)
 
     if (opt.transport == TR_POLL) {
         fprintf(stderr, "chatbench: %" PRIu64 " polls answered from go, %.1f"
-                " deliveries each\n", tot.polls, tot.polls
-                ? (double) tot.delivered / (double) tot.polls : 0.0);
+                " deliveries each; %" PRIu64 " refused polls polled again\n",
+                tot.polls, tot.polls
+                ? (double) tot.delivered / (double) tot.polls : 0.0,
+                tot.poll_retries);
     }
 
     if (opt.nserver) {
@@ -3407,6 +3477,7 @@ main(int argc, char **argv)
            " expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
            " dup_or_extra=%" PRIu64 " seq_gaps=%" PRIu64 " foreign=%" PRIu64
            " other_events=%" PRIu64 " polls=%" PRIu64
+           " poll_retries=%" PRIu64
            " deliveries_per_s=%.0f sent_per_s=%.0f"
            " lat_p50_us=%" PRIu64 " lat_p90_us=%" PRIu64
            " lat_p99_us=%" PRIu64 " lat_p999_us=%" PRIu64
@@ -3414,6 +3485,7 @@ main(int argc, char **argv)
            tot.closes_1013, tot.closes_other, tot.disconnects,
            tot.proto_errors, expected, tot.delivered, lost, dup,
            tot.seq_gaps, tot.foreign, tot.other_events, tot.polls,
+           tot.poll_retries,
            dur > 0 ? (double) tot.delivered / dur : 0.0,
            sdur > 0 ? (double) tot.sent / sdur : 0.0,
            p50, p90, p99, p999, tot.lat_max);
