@@ -248,6 +248,7 @@ sub send_to {
     my $s = ChatTest::SSE->open($port, '/slow?user=slow&rooms=flood',
                                 rcvbuf => 4096);
     $s->next_event(5);
+    is($n->status('/status')->{streams}, 1, 'status: streams 1');
     my $f = ChatTest::WS->chat($port, path => '/slow', user => 'flooder');
     $f->join_room('flood');
     my $text = 'x' x 1000;
@@ -268,6 +269,9 @@ sub send_to {
     my $c = $s->wait_for(10, type => 'close');
     is($c && $c->{json}{code}, 1013, 'slow stream: its last event, 1013');
     ok($s->wait_eof(5), 'slow stream: the connection ends');
+    $s->close_socket;
+    ok(ChatTest::wait_until(sub { !$n->status('/status')->{streams} }, 5),
+       'status: no stream open');
     $f->close_socket;
     my $o = ChatTest::WS->chat($port, path => '/slow', user => 'other');
     ok($o->call({ op => 'heartbeat' }), 'the worker still serves others');
