@@ -36,6 +36,9 @@ types {
 }
 default_type  application/octet-stream;
 charset       utf-8;
+# a browser opens connections ahead of its requests; nginx's graceful
+# stop waits for those until this timeout (60 s by default)
+client_header_timeout  3s;
 map "$http_upgrade:$arg_ws" $chat_ws_off {
     "~*^websocket:0$"  1;
     default            0;

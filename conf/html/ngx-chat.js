@@ -22,7 +22,7 @@
  *     to `upgradeMax` while that fails) and moves back when it works.
  *   - reconnects with capped exponential backoff and full jitter, the
  *     backoff reset by a connection that got its welcome and lived
- *     `stableAfter` ms;
+ *     `stableAfter` ms (or that the server closed with 1001);
  *   - resumes every room from the last seq it delivered (join with since,
  *     since= of a stream, cursor= of a poll): every room's messages reach
  *     the application once, in seq order; a gap is filled with history;
@@ -789,8 +789,12 @@
         return;
       }
 
+      /* a connection that lived, or that the server closed on purpose
+       * (1001: a reload, a shutdown) after its welcome, resets the
+       * backoff: the next try comes within backoff.base */
       var o = this._o;
-      var lived = link.welcomedAt && now() - link.welcomedAt >= o.stableAfter;
+      var lived = link.welcomedAt &&
+                  (now() - link.welcomedAt >= o.stableAfter || info.code === 1001);
       if (lived) this._attempt = 0;
       if (!link.welcomedAt && !link.tokenFailed) {
         var f = (this._failures[link.kind] || 0) + 1;
@@ -1017,6 +1021,8 @@
     _dropRoom(r, err) {
       clearTimeout(r.joinTimer);
       this._rooms.delete(r.name);
+      var t = this._typed.get(r.name);
+      if (t) clearTimeout(t.timer);
       this._typed.delete(r.name);
       if (r.joinId) this._joinIds.delete(r.joinId);
       r.waiters.forEach(function (x) { x.reject(err); });
@@ -1175,6 +1181,12 @@
       if (size > this._o.maxMessageSize) {
         return Promise.reject(chatError('too_large', 'message over ' + this._o.maxMessageSize + ' bytes', { id: id, room: room }));
       }
+      var typed = this._typed.get(room);
+      if (typed && typed.timer) {
+        /* a message ends the typing: no late typing notice after it */
+        clearTimeout(typed.timer);
+        typed.timer = null;
+      }
       var self = this;
       return new Promise(function (resolve, reject) {
         self._sends.set(id, { id: id, room: room, req: req, size: size, resolve: resolve,
@@ -1228,16 +1240,32 @@
       return this._request({ op: 'online', users: users.slice() });
     }
 
-    /* tells the room's other users that this one types; at most one every
-     * typingInterval ms per room, dropped while disconnected */
+    /* tells the room's other users that this one types: at most one every
+     * typingInterval ms per room (one more at the end of the interval when
+     * called meanwhile), none while disconnected */
     typing(room) {
       var r = this._rooms.get(room);
+      if (!r) return;
+      var t = this._typed.get(room);
+      if (!t) {
+        t = { last: 0, timer: null };
+        this._typed.set(room, t);
+      }
+      var wait = t.last + this._o.typingInterval - now();
+      if (wait > 0) {
+        if (!t.timer) {
+          var self = this;
+          t.timer = setTimeout(function () {
+            t.timer = null;
+            if (self._typed.get(room) === t) self.typing(room);
+          }, wait);
+        }
+        return;
+      }
       var link = this._link;
-      if (!r || !link || !link.welcomedAt) return;
+      if (!link || !link.welcomedAt) return;
       if (link.kind === 'websocket' && r.joinedOn !== link) return;
-      var last = this._typed.get(room) || 0;
-      if (now() - last < this._o.typingInterval) return;
-      this._typed.set(room, now());
+      t.last = now();
       if (link.kind === 'websocket') link.transmit({ op: 'typing', room: room, id: 't' });
       else this._post({ op: 'typing', room: room });
     }
