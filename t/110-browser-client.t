@@ -13,9 +13,10 @@
 # fallback order on a location where nothing works (each transport twice,
 # then the next, then the first again, delays within the cap), the switch
 # back from SSE to the WebSocket with no gap or duplicate (with SSE), a
-# chat_admin disconnect (1008: closed, no reconnect), and an embedded-mode
+# chat_admin disconnect (1008: closed, no reconnect), an embedded-mode
 # reload (the room's seq goes back to 0: "reset", and the new seq 1 is
-# delivered, not dropped).
+# delivered, not dropped), and a gap history no longer holds (reported
+# with "gap", what it still has delivered in order).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -65,7 +66,8 @@ EOF
 my $r = ChatTest::Redis->start;
 my $n = $r->start_nginx(workers => 2, listen_opts => 'reuseport',
                         http => $HTTP, server => $SERVER);
-my $mem = ChatTest->start(http => $HTTP, server => $SERVER);
+my $mem = ChatTest->start(http => $HTTP . "chat_history_cache 5;\n",
+                          server => $SERVER);
 
 ChatTest::Browser::run('client.mjs',
     args => { base => 'http://127.0.0.1:' . $n->port,

@@ -349,7 +349,10 @@
       }
       if (this.stopped) return 'stopped';
       this.lastRx = now();
-      if (res.status === 401 && this.unauthorized++ === 0) return 'again';
+      if (res.status === 401 && this.unauthorized++ === 0) {
+        this.changed = true;
+        return 'again';
+      }
       if (res.status === 403 && body && body.code === 'forbidden') {
         return client._pollForbidden(this, body) ? 'again' : 'forbidden';
       }
@@ -408,7 +411,11 @@
       this.welcome = null;
 
       var self = this;
-      this._onOnline = function () { if (self._state === 'offline') self._open(); };
+      /* the browser's network events: offline drops the connection at
+       * once (and waits), online tries again at once */
+      this._onOnline = function () {
+        if (self._state === 'offline' || self._state === 'reconnecting') self._open();
+      };
       this._onOffline = function () { self._goOffline(); };
 
       (o.rooms || []).forEach(function (name) { self._room(name); });
@@ -543,10 +550,6 @@
     async _open() {
       if (this._closed) return;
       clearTimeout(this._retryTimer);
-      if (root.navigator && root.navigator.onLine === false) {
-        this._setState('offline', {});
-        return;
-      }
       var kind = this._o.transports[this._ti];
       this._setState('connecting', { transport: kind, attempt: this._attempt });
       this._startLink(kind, 'primary');
@@ -1083,10 +1086,7 @@
         return;
       }
       r.buffer.set(m.seq, m);
-      if (r.buffer.size > this._o.maxBuffered) {
-        this._skipGap(r);
-        return;
-      }
+      if (r.buffer.size > this._o.maxBuffered) this._skipGap(r);
       this._fillGap(r);
     }
 
@@ -1106,21 +1106,24 @@
       return first;
     }
 
-    /* the messages of a gap are gone (or too many to fetch): the
-     * application is told with "gap" {room, from, to} and the room goes on */
+    /* the messages up to `to` (default: up to the first one waiting) are
+     * gone, or too many to fetch: the application is told with "gap"
+     * {room, from, to}, and the room goes on after them */
     _skipGap(r, to) {
-      var first = this._firstBuffered(r);
-      if (to === undefined) to = first - 1;
+      if (to === undefined) {
+        if (!r.buffer.size) return;
+        to = this._firstBuffered(r) - 1;
+      }
       if (to > r.last) {
         this._emit('gap', { room: r.name, from: r.last + 1, to: to });
         r.last = to;
       }
       this._drainBuffer(r);
-      if (r.buffer.size) this._fillGap(r);
     }
 
     /* a message came ahead of the next one: the missing ones are asked
-     * with history, 100 at a time, later ones wait in the buffer */
+     * with history, 100 at a time, later ones wait in the buffer; one
+     * request at a time per room */
     _fillGap(r) {
       this._drainBuffer(r);
       if (r.filling || !r.buffer.size) return;
@@ -1128,36 +1131,37 @@
       var from = r.last + 1;
       if (first - from > this._o.maxGapFill) {
         this._skipGap(r);
+        this._fillGap(r);
         return;
       }
       var before = Math.min(first, from + 100);
       r.filling = true;
       var fills = ++r.fills;
       var self = this;
+      var mine = function () { return r.fills === fills && self._rooms.get(r.name) === r; };
       this._request({ op: 'history', room: r.name, before: before, limit: before - from },
                     { internal: true }).then(function (msgs) {
-        if (r.fills !== fills || self._rooms.get(r.name) !== r) return;
+        if (!mine()) return;
         r.filling = false;
         r.fillTries = 0;
         msgs.sort(function (a, b) { return a.seq - b.seq; }).forEach(function (m) {
           if (m.seq <= r.last || m.seq >= before) return;
           if (m.seq > r.last + 1) self._skipGap(r, m.seq - 1);
-          if (m.seq === r.last + 1) {
-            r.last = m.seq;
-            self._emit('message', m);
-          }
+          r.last = m.seq;
+          self._emit('message', m);
         });
-        if (r.last < before - 1) self._skipGap(r, before - 1);
-        self._drainBuffer(r);
+        /* what history did not have up to `before` is gone */
+        self._skipGap(r, before - 1);
         self._fillGap(r);
       }, function () {
-        if (r.fills !== fills || self._rooms.get(r.name) !== r) return;
+        if (!mine()) return;
         r.filling = false;
         if (++r.fillTries < 3) {
           setTimeout(function () { if (r.fills === fills) self._fillGap(r); }, 1000);
         } else {
           r.fillTries = 0;
           self._skipGap(r);
+          self._fillGap(r);
         }
       });
     }

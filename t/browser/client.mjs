@@ -3,7 +3,8 @@
 //
 //   --base=URL   nginx with Redis: /chat, /admin, /nochat (404), /wsoff
 //                (no WebSocket while ?ws=0), /blank.html
-//   --mem=URL    nginx in embedded mode (a reload starts rooms at seq 0)
+//   --mem=URL    nginx in embedded mode (a reload starts rooms at seq 0),
+//                chat_history_cache 5
 import { args, ok, is, skip, note, action, launch, until, sleep, main } from './lib.mjs';
 
 const base = args.base;
@@ -335,6 +336,24 @@ main(async () => {
      'embedded reload: m1, m2, then seq 1 again');
   is(ms[1], [{ room: 'm', seq: 0 }], 'embedded reload: reset {room, seq: 0}');
   ok(after.ok && after.v.seq === 1, 'embedded reload: ack seq 1', after);
+
+  // a gap history cannot fill (chat_history_cache 5 there): "gap", then
+  // the messages it still has, in order
+  await pm.evaluate(() => {
+    const c = T.c.m.c;
+    const orig = c._onEvent;
+    let drop = 8;
+    c._onEvent = function (link, ev) {
+      if (drop > 0 && ev && ev.type === 'message') { drop--; return undefined; }
+      return orig.call(this, link, ev);
+    };
+  });
+  await pm.evaluate(async () => { for (let i = 1; i <= 9; i++) await T.c.m.c.send('m', 'c' + i); });
+  ok(await until(pm, () => T.has('m', 'm', 'c9')), 'gap: the message after it arrives');
+  is(await pm.evaluate(() => T.texts('m', 'm').slice(3)), ['c5', 'c6', 'c7', 'c8', 'c9'],
+     'gap: what history still has, in order');
+  is(await pm.evaluate(() => T.seen('m', 'gap')), [{ room: 'm', from: 2, to: 5 }],
+     'gap: reported, seqs 2 to 5');
   await pm.evaluate(() => T.c.m.c.close());
 
   await browser.close();
