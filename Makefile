@@ -39,12 +39,12 @@ RUN_PKGS   = redis-server postgresql
 #   runs the example consumer conf/notify-consumer.py, which the module
 #   itself never needs, so it is no RUN package)
 TEST_PKGS  = perl openssl prometheus python3-redis
-#   the browser tests (t/110, t/111), with TEST: Debian's Chromium, driven
-#   by playwright-core from npm (pinned in t/browser/package-lock.json,
+#   the browser tests (t/110, t/111), on top of TEST: Debian's Chromium,
+#   driven by playwright-core from npm (pinned in t/browser/package-lock.json,
 #   installed by `npm ci`, which the tests run when it is missing; it needs
-#   Node.js 18, bookworm's); Debian's Node.js and npm only where no node
-#   and npm are installed (a Node.js of another origin, e.g. nodesource's,
-#   carries its own npm and conflicts with Debian's npm package)
+#   Node.js 18 or later, bookworm's is 18); Debian's Node.js and npm only
+#   where no node and npm are installed (a Node.js of another origin, e.g.
+#   nodesource's, carries its own npm and conflicts with Debian's npm)
 BROWSER_PKGS = chromium $(if $(shell command -v node),,nodejs) \
                $(if $(shell command -v npm),,npm)
 #   make fuzz, on top of BUILD: libFuzzer, and dpkg-source for the nginx

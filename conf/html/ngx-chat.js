@@ -1215,7 +1215,7 @@
       var self = this;
       return new Promise(function (resolve, reject) {
         var q = { id: id, room: req.room, req: req, resolve: resolve, reject: reject,
-                  sentOn: null, posting: false, tries: 0, internal: !!opts.internal };
+                  sentOn: null, posting: false, tries: 0, notBefore: 0, internal: !!opts.internal };
         q.timer = setTimeout(function () {
           if (self._requests.get(id) !== q) return;
           self._requests.delete(id);
@@ -1289,11 +1289,11 @@
         this._flushTimer = setTimeout(function () { self._flush(); }, this._pausedUntil - t);
       } else {
         var ws = link.kind === 'websocket';
-        var window = ws ? this._window : 1;
+        var max = ws ? this._window : 1;
         var inflight = 0;
         this._sends.forEach(function (s) { if (s.sentOn) inflight++; });
         var it = this._sends.values();
-        for (var s = it.next(); !s.done && inflight < window; s = it.next()) {
+        for (var s = it.next(); !s.done && inflight < max; s = it.next()) {
           var e = s.value;
           if (e.sentOn) continue;
           if (ws && this._rooms.get(e.room).joinedOn !== link) continue;
@@ -1302,7 +1302,7 @@
         }
       }
       this._requests.forEach(function (q) {
-        if (q.sentOn) return;
+        if (q.sentOn || q.notBefore > t) return;
         if (link.kind === 'websocket' && q.room !== undefined &&
             this._rooms.get(q.room).joinedOn !== link) return;
         this._transmit(link, q, 'request');
@@ -1385,6 +1385,7 @@
       if (ev.type === 'error') {
         q.sentOn = null;
         if (TRANSIENT[ev.code] && ++q.tries <= 3) {
+          q.notBefore = now() + 1000 * q.tries;
           setTimeout(function () { if (self._requests.get(q.id) === q) self._flush(); },
                      1000 * q.tries);
           return;

@@ -33,6 +33,7 @@ use warnings;
 
 use ChatTest ();
 use ChatTest::Process qw(slurp);
+use Fcntl qw(:flock);
 use File::Path qw(make_path);
 use File::Temp ();
 use IO::Select;
@@ -72,13 +73,20 @@ sub need {
         print STDERR "\n*** SKIPPED: $why ***\n";
         Test::More::plan(skip_all => $why);
     }
-    return if -f "$DIR/node_modules/playwright-core/package.json";
-    Test::More::note('npm ci in t/browser (playwright-core)');
-    my $log = _tempfile();
-    my ($rc, $out) = ChatTest::Process::run(
-        cmd => [ 'sh', '-c', "cd '$DIR' && npm ci --no-audit --no-fund" ],
-        out => "$log", timeout => 300);
-    die "npm ci in t/browser failed (exit $rc):\n$out\n" if $rc != 0;
+    my $have = "$DIR/node_modules/playwright-core/package.json";
+    return if -f $have;
+    # one npm ci at a time (prove -j: it empties node_modules first)
+    open(my $lock, '>', "$DIR/.npm-ci.lock") or die "$DIR/.npm-ci.lock: $!";
+    flock($lock, LOCK_EX) or die "flock: $!";
+    unless (-f $have) {
+        Test::More::note('npm ci in t/browser (playwright-core)');
+        my $log = _tempfile();
+        my ($rc, $out) = ChatTest::Process::run(
+            cmd => [ 'sh', '-c', "cd '$DIR' && npm ci --no-audit --no-fund" ],
+            out => "$log", timeout => 300);
+        die "npm ci in t/browser failed (exit $rc):\n$out\n" if $rc != 0;
+    }
+    close $lock;
 }
 
 sub _tempfile {
