@@ -389,10 +389,11 @@
     if (live) {
       v.typing.delete(m.user);
       if (m.user !== me() && (m.room !== current || document.hidden)) v.unread++;
-      var before = pending.length;
-      pending = pending.filter(function (p) { return !(p.room === m.room && p.seq === m.seq); });
-      if (pending.length !== before && m.room === current) scrollMode = 'bottom';
     }
+    /* an own message acked before it came: shown now, no longer pending */
+    var before = pending.length;
+    pending = pending.filter(function (p) { return !(p.room === m.room && p.seq === m.seq); });
+    if (pending.length !== before && m.room === current) scrollMode = 'bottom';
     if (m.room === current) render('messages members typing');
     render('rooms');
   }

@@ -163,13 +163,17 @@ sub run {
             }
         }
     }
-    unless ($eof) {
-        kill 'KILL', $pid;
-        Test::More::diag("$script: no end within $timeout s, killed");
-    }
     close $in;
-    waitpid($pid, 0);
-    my $rc = $? >> 8;
+    my $rc;
+    if ($eof) {
+        waitpid($pid, 0);
+        $rc = $? >> 8;
+    } else {
+        # SIGTERM first: playwright closes its Chromium on it
+        Test::More::diag("$script: no end within $timeout s, stopped");
+        CORE::kill('TERM', $pid);
+        $rc = ChatTest::Process::wait_child($pid, 5);
+    }
     my $ok = Test::More::ok($eof && $rc == 0 && $done,
                             "$script ran to its end (exit $rc)");
     unless ($ok) {
