@@ -7,6 +7,7 @@
 #                        DESTDIR; make uninstall removes it again
 #   make run             demo on http://127.0.0.1:8080/ (Ctrl-C stops it)
 #   make test            the t/ suite
+#   make browser-deps    Chromium, Node.js and npm, t/browser's npm packages
 #   make test-asan       the t/ suite against an ASan+UBSan build
 #   make debug-nginx     build/debug/: Debian's nginx source (apt-get source),
 #                        nginx --with-debug -O0 and the module built with it
@@ -38,6 +39,14 @@ RUN_PKGS   = redis-server postgresql
 #   runs the example consumer conf/notify-consumer.py, which the module
 #   itself never needs, so it is no RUN package)
 TEST_PKGS  = perl openssl prometheus python3-redis
+#   the browser tests (t/110, t/111), on top of TEST: Debian's Chromium,
+#   driven by playwright-core from npm (pinned in t/browser/package-lock.json,
+#   installed by `npm ci`, which the tests run when it is missing; it needs
+#   Node.js 18 or later, bookworm's is 18); Debian's Node.js and npm only
+#   where no node and npm are installed (a Node.js of another origin, e.g.
+#   nodesource's, carries its own npm and conflicts with Debian's npm)
+BROWSER_PKGS = chromium $(if $(shell command -v node),,nodejs) \
+               $(if $(shell command -v npm),,npm)
 #   make fuzz, on top of BUILD: libFuzzer, and dpkg-source for the nginx
 #   source whose ngx_string.c the jwt target links (as make debug-nginx)
 FUZZ_PKGS  = clang libclang-rt-14-dev dpkg-dev
@@ -68,8 +77,8 @@ ASAN_CC_OPT  = -O1 -g -fPIC -fno-omit-frame-pointer \
 ASAN_LD_OPT  = -fsanitize=address,undefined
 DEBUG_CC_OPT = -O0 -g -fPIC
 
-.PHONY: all deps build-deps run-deps test-deps fuzz-deps bench-deps \
-        debug-deps install uninstall run test test-asan debug-nginx \
+.PHONY: all deps build-deps run-deps test-deps browser-deps fuzz-deps \
+        bench-deps debug-deps install uninstall run test test-asan debug-nginx \
         test-debug fuzz bench bench-smoke clean
 
 all: $(BUILD)/ngx_chat_module.so
@@ -136,7 +145,7 @@ endef
 
 deps:
 	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
-	    $(FUZZ_PKGS) $(BENCH_PKGS) $(DEBUG_PKGS))
+	    $(BROWSER_PKGS) $(FUZZ_PKGS) $(BENCH_PKGS) $(DEBUG_PKGS))
 
 build-deps:
 	$(call ngx_chat_install,$(BUILD_PKGS))
@@ -145,7 +154,12 @@ run-deps:
 	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS))
 
 test-deps:
-	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS))
+	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
+	    $(BROWSER_PKGS))
+
+browser-deps: test-deps
+	@if [ ! -f t/browser/node_modules/playwright-core/package.json ]; then \
+	    cd t/browser && npm ci --no-audit --no-fund; fi
 
 fuzz-deps:
 	$(call ngx_chat_install,$(BUILD_PKGS) $(FUZZ_PKGS))
@@ -156,7 +170,7 @@ bench-deps:
 
 debug-deps:
 	$(call ngx_chat_install,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
-	    $(DEBUG_PKGS))
+	    $(BROWSER_PKGS) $(DEBUG_PKGS))
 
 # Builds, but installs no packages (make build-deps does): a package build
 # runs it with DESTDIR and its own build dependencies.  install(1) unlinks

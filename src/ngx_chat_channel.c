@@ -121,7 +121,13 @@ ngx_chat_channel_wait(ngx_chat_store_op_t *op, ngx_chat_store_done_pt next)
     rr = op->room->store;
     op->next = next;
 
-    if (rr->state == NGX_CHAT_CHANNEL_SUBSCRIBED) {
+    /*
+     * subscribed and busy: the last member here has left and the
+     * UNSUBSCRIBE is on its way; what is published once it is done would
+     * never come, so the join waits for the SUBSCRIBE that follows it
+     */
+
+    if (rr->state == NGX_CHAT_CHANNEL_SUBSCRIBED && !rr->busy) {
         next(op);
         return;
     }

@@ -171,6 +171,8 @@ ngx_chat_handler_session(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf,
     ngx_chat_session_start(s, limit);
 
     if (sse) {
+        ngx_chat_stat_inc(streams);
+
         cur = sse->rooms.elts;
 
         for (i = 0; i < sse->rooms.nelts; i++) {
@@ -206,5 +208,9 @@ ngx_chat_handler_message(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
 static void
 ngx_chat_handler_cleanup(ngx_chat_ws_t *ws)
 {
+    if (ws->sse) {
+        ngx_chat_stat_dec(streams);
+    }
+
     ngx_chat_session_close(ws->data);
 }

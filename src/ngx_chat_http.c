@@ -253,6 +253,9 @@ ngx_chat_http_op_cleanup(void *data)
 
     if (op) {
         op->data = NULL;
+
+        /* the request's log goes with its connection */
+        op->log = ngx_cycle->log;
     }
 }
 

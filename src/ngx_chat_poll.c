@@ -18,6 +18,7 @@
 #include "ngx_chat_post.h"
 #include "ngx_chat_request.h"
 #include "ngx_chat_session.h"
+#include "ngx_chat_status.h"
 
 
 /*
@@ -156,6 +157,7 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_loc_conf_t *lcf)
 
     s->transient = 1;
     ngx_chat_session_start(s, limit);
+    ngx_chat_stat_inc(polls);
 
     ngx_chat_post_seen(&user, lcf);
 
@@ -507,6 +509,7 @@ ngx_chat_poll_end(ngx_chat_poll_t *p)
     }
 
     p->done = 1;
+    ngx_chat_stat_dec(polls);
 
     if (p->answer.timer_set) {
         ngx_del_timer(&p->answer);

@@ -82,6 +82,8 @@ ngx_chat_post_body(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
+    ngx_chat_stat_inc(http_requests);
+
     rc = ngx_chat_client_user(r, lcf, &user, &rooms);
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, ngx_chat_client_refused(r, rc));

@@ -227,6 +227,30 @@ ngx_chat_sse_event(ngx_chat_frame_t *f, ngx_log_t *log)
 
 
 /*
+ * The id of a stream of one room is the message's seq: one frame, kept
+ * with the shared event, for every such stream.
+ */
+
+ngx_chat_frame_t *
+ngx_chat_sse_id_shared(ngx_chat_frame_t *e, ngx_log_t *log)
+{
+    ngx_chat_frame_t  *f;
+
+    if (e->alt == NULL) {
+        f = ngx_chat_frame_alloc(sizeof("id: \n\n") - 1 + NGX_INT64_LEN, log);
+        if (f == NULL) {
+            return NULL;
+        }
+
+        f->last = ngx_sprintf(f->payload, "id: %uL\n\n", e->seq);
+        e->alt = f;
+    }
+
+    return ngx_chat_frame_ref(e->alt);
+}
+
+
+/*
  * "id: 5,,9" and the end of the event: per room of the stream, the last
  * seq it has had, or, before its join is answered, the one it came with
  * (empty: none).  The session's rooms are in the stream's order, less

@@ -26,6 +26,8 @@ ngx_chat_sse_t *ngx_chat_sse_create(ngx_http_request_t *r,
     ngx_chat_loc_conf_t *lcf, ngx_uint_t *status, char **reason);
 ngx_chat_frame_t *ngx_chat_sse_head(ngx_http_request_t *r);
 ngx_chat_frame_t *ngx_chat_sse_event(ngx_chat_frame_t *f, ngx_log_t *log);
+ngx_chat_frame_t *ngx_chat_sse_id_shared(ngx_chat_frame_t *e,
+    ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_sse_id(ngx_chat_sse_t *sse,
     ngx_chat_session_t *s, ngx_log_t *log);
 ngx_chat_frame_t *ngx_chat_sse_end(ngx_log_t *log);

@@ -59,7 +59,7 @@ static void ngx_chat_status_timer_handler(ngx_event_t *ev);
 ngx_chat_status_field_t  ngx_chat_status_fields[] = {
 
     { "connections", "ngx_chat_connections", NULL, "gauge",
-      "Open WebSocket connections.",
+      "Open chat connections: WebSockets, SSE streams, waiting polls.",
       offsetof(ngx_chat_counters_t, connections), 0 },
 
     { "rooms", "ngx_chat_rooms", NULL, "gauge",
@@ -106,6 +106,18 @@ ngx_chat_status_field_t  ngx_chat_status_fields[] = {
     { "disconnects", "ngx_chat_disconnects_total", NULL, "counter",
       "Connections closed by chat_admin.",
       offsetof(ngx_chat_counters_t, disconnects), 1 },
+
+    { "streams", "ngx_chat_sse_streams", NULL, "gauge",
+      "Open Server-Sent Events streams.",
+      offsetof(ngx_chat_counters_t, streams), 0 },
+
+    { "polls", "ngx_chat_polls", NULL, "gauge",
+      "Long polls waiting for their answer.",
+      offsetof(ngx_chat_counters_t, polls), 0 },
+
+    { "http_requests", "ngx_chat_http_requests_total", NULL, "counter",
+      "Protocol requests POSTed to chat locations.",
+      offsetof(ngx_chat_counters_t, http_requests), 1 },
 
     { NULL, NULL, NULL, NULL, NULL, 0, 0 }
 };

@@ -28,6 +28,9 @@ typedef struct {
     ngx_atomic_t                refused_limit;
     ngx_atomic_t                kicks;
     ngx_atomic_t                disconnects;
+    ngx_atomic_t                streams;
+    ngx_atomic_t                polls;
+    ngx_atomic_t                http_requests;
 } ngx_chat_counters_t;
 
 

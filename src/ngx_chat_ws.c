@@ -747,17 +747,29 @@ ngx_chat_ws_sse_event(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
     ngx_uint_t answer)
 {
     ngx_int_t          rc;
+    ngx_log_t         *log;
     ngx_chat_frame_t  *e, *end;
 
     if (ws->closing) {
         return NGX_DECLINED;
     }
 
-    e = ngx_chat_sse_event(f, ws->connection->log);
+    log = ws->connection->log;
 
-    end = (e == NULL) ? NULL
-          : (f->seq ? ngx_chat_sse_id(ws->sse, ws->data, ws->connection->log)
-                    : ngx_chat_sse_end(ws->connection->log));
+    e = ngx_chat_sse_event(f, log);
+
+    if (e == NULL) {
+        end = NULL;
+
+    } else if (f->seq == 0) {
+        end = ngx_chat_sse_end(log);
+
+    } else if (ws->sse->rooms.nelts == 1) {
+        end = ngx_chat_sse_id_shared(e, log);
+
+    } else {
+        end = ngx_chat_sse_id(ws->sse, ws->data, log);
+    }
 
     if (end == NULL) {
         ws->connection->error = 1;

@@ -13,7 +13,8 @@ EOF2
 my $port = $n->port;
 my @FIELDS = qw(connections rooms messages_received messages_delivered
                 slow_consumers rate_limited forbidden refused_origin
-                refused_token refused_limit kicks disconnects);
+                refused_token refused_limit kicks disconnects streams polls
+                http_requests);
 
 # What GET /status says after each phase of the test (the fields named).
 my %AFTER = (

@@ -40,7 +40,8 @@ my %PER_WORKER = map { $_ => 1 } qw(
     ngx_chat_messages_delivered_total ngx_chat_slow_consumers_total
     ngx_chat_rate_limited_total ngx_chat_forbidden_total
     ngx_chat_handshakes_refused_total ngx_chat_kicks_total
-    ngx_chat_disconnects_total ngx_chat_redis_up ngx_chat_postgres_connections
+    ngx_chat_disconnects_total ngx_chat_sse_streams ngx_chat_polls
+    ngx_chat_http_requests_total ngx_chat_redis_up ngx_chat_postgres_connections
     ngx_chat_postgres_connections_up);
 my %PER_HOST = map { $_ => 1 } qw(
     ngx_chat_stream_backlog ngx_chat_stream_oldest_age_seconds);

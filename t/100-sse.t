@@ -25,6 +25,11 @@ my $n = ChatTest->start(
 location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 location = /limited { chat; chat_user $arg_user; chat_limit_conn $arg_user 1; }
 location = /rooms { chat; chat_user $arg_user; chat_rooms "open-*"; }
+location = /slow {
+    chat; chat_user $arg_user; chat_send_buffer 16k;
+    chat_rate 100000r/s burst=100000;
+}
+location = /status { chat_status; }
 location = /cors {
     chat; chat_user $arg_user;
     chat_allowed_origins https://app.example;
@@ -236,6 +241,41 @@ sub send_to {
         $s->close_socket;
         $ok;
     }, 5), 'limit: the slot comes back when the stream closes');
+}
+
+# ---- a stream that does not drain: closed as a slow consumer
+{
+    my $s = ChatTest::SSE->open($port, '/slow?user=slow&rooms=flood',
+                                rcvbuf => 4096);
+    $s->next_event(5);
+    is($n->status('/status')->{streams}, 1, 'status: streams 1');
+    my $f = ChatTest::WS->chat($port, path => '/slow', user => 'flooder');
+    $f->join_room('flood');
+    my $text = 'x' x 1000;
+    my ($sent, $closed) = (0, 0);
+    my $deadline = time + 30;
+    while (!$closed && $sent < 5000 && time < $deadline) {
+        for (1 .. 20) {
+            $sent++;
+            $f->send_json({ op => 'send', room => 'flood', text => $text });
+        }
+        $f->drain(timeout => 0.05);
+        if ($sent % 200 == 0) {
+            my $st = $n->status('/status');
+            $closed = 1 if $st->{slow_consumers};
+        }
+    }
+    ok($closed, "slow stream: closed as a slow consumer ($sent sent)");
+    my $c = $s->wait_for(10, type => 'close');
+    is($c && $c->{json}{code}, 1013, 'slow stream: its last event, 1013');
+    ok($s->wait_eof(5), 'slow stream: the connection ends');
+    $s->close_socket;
+    ok(ChatTest::wait_until(sub { !$n->status('/status')->{streams} }, 5),
+       'status: no stream open');
+    $f->close_socket;
+    my $o = ChatTest::WS->chat($port, path => '/slow', user => 'other');
+    ok($o->call({ op => 'heartbeat' }), 'the worker still serves others');
+    $o->close_socket;
 }
 
 # ---- a reload ends the stream with a close event

@@ -19,6 +19,7 @@ my $n = ChatTest->start(server => <<'EOF2');
 location = /chat { chat; chat_user $arg_user; chat_rate 1000r/s burst=1000; }
 location = /rooms { chat; chat_user $arg_user; chat_rooms "open-*"; }
 location = /limited { chat; chat_user $arg_user; chat_limit_conn $arg_user 1; }
+location = /status { chat_status; }
 location = /cors {
     chat; chat_user $arg_user;
     chat_allowed_origins https://app.example;
@@ -76,6 +77,7 @@ is_deeply(seqs($j), \@s, 'cursor a:0: every message of a');
     my $t = time;
     my $fh = start_poll("/chat?user=bob&poll=1&cursor=a:$s[2],b:");
     sleep 0.5;
+    is($n->status('/status')->{polls}, 1, 'status: polls 1 while it waits');
     my $s4 = send_to('a', 'late');
     my ($st, $j) = finish_poll($fh, 5);
     is($st, 200, 'waiting: 200');
@@ -83,6 +85,7 @@ is_deeply(seqs($j), \@s, 'cursor a:0: every message of a');
     like($j->{cursor}, qr/^a:$s4,b:\d+$/,
          'waiting: a without a seq gets the room\'s in the cursor');
     cmp_ok(time - $t, '<', 4, 'waiting: answered before the timeout');
+    is($n->status('/status')->{polls}, 0, 'status: polls 0 once answered');
     push @s, $s4;
 }
 

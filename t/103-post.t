@@ -20,6 +20,7 @@ location = /chat {
     chat; chat_user $arg_user; chat_max_message_size 1k;
     chat_allowed_origins https://app.example;
 }
+location = /status { chat_status; }
 location = /rooms { chat; chat_user $arg_user; chat_rooms "open-*"; }
 location = /limited {
     chat; chat_user $arg_user;
@@ -145,6 +146,8 @@ is($st, 403, 'an Origin not allowed: 403');
 }
 
 ok($ws->call({ op => 'heartbeat' }), 'the WebSocket client is still served');
+cmp_ok($n->status('/status')->{http_requests}, '>=', 20,
+       'status: http_requests counts the POSTs');
 
 $n->stop;
 done_testing;

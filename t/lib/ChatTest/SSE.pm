@@ -9,11 +9,11 @@ use warnings;
 use Time::HiRes qw(time);
 use ChatTest ();
 
-# open($port, $path, headers => {...}): the stream, its status and head
-# read (status 200 or not: a refusal's body is in {body})
+# open($port, $path, headers => {...}, rcvbuf => N): the stream, its
+# status and head read (status 200 or not: a refusal's body is in {body})
 sub open {
     my ($class, $port, $path, %o) = @_;
-    my $fh = ChatTest::tcp_connect($port);
+    my $fh = ChatTest::tcp_connect($port, rcvbuf => $o{rcvbuf});
     my $req = "GET $path HTTP/1.1\r\nHost: localhost\r\n"
             . "Accept: text/event-stream\r\n";
     my %h = %{$o{headers} || {}};
