@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include "ngx_chat_cursor.h"
 #include "ngx_chat_rooms.h"
+#include "ngx_chat_hub.h"
 
 
 /*
@@ -227,6 +228,43 @@ ngx_chat_cursor_positions(ngx_str_t *value, ngx_array_t *list, char **reason)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Each room's seq from the member of it among members (a session's
+ * rooms, joined in the list's order, less those refused): one that has
+ * had a message, or whose join is answered, knows where it is.
+ */
+
+void
+ngx_chat_cursor_update(ngx_array_t *list, ngx_queue_t *members)
+{
+    ngx_uint_t          i;
+    ngx_queue_t        *q;
+    ngx_chat_member_t  *m;
+    ngx_chat_cursor_t  *cur;
+
+    cur = list->elts;
+    q = ngx_queue_head(members);
+
+    for (i = 0; i < list->nelts && q != ngx_queue_sentinel(members); i++) {
+        m = ngx_queue_data(q, ngx_chat_member_t, owner_link);
+
+        if (m->room->node.str.len != cur[i].room.len
+            || ngx_strncmp(m->room->node.str.data, cur[i].room.data,
+                           cur[i].room.len) != 0)
+        {
+            continue;
+        }
+
+        if (m->ready || m->seq) {
+            cur[i].seq = m->seq;
+            cur[i].has_seq = 1;
+        }
+
+        q = ngx_queue_next(q);
+    }
 }
 
 

@@ -32,6 +32,7 @@ ngx_int_t ngx_chat_cursor_since(ngx_pool_t *pool, ngx_str_t *value,
     ngx_uint_t max, ngx_array_t *list, ngx_uint_t add, char **reason);
 ngx_int_t ngx_chat_cursor_positions(ngx_str_t *value, ngx_array_t *list,
     char **reason);
+void ngx_chat_cursor_update(ngx_array_t *list, ngx_queue_t *members);
 size_t ngx_chat_cursor_len(ngx_array_t *list);
 u_char *ngx_chat_cursor_write(u_char *p, ngx_array_t *list);
 

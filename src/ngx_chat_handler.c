@@ -10,6 +10,7 @@
 #include "ngx_chat_handler.h"
 #include "ngx_chat_handshake.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_ws_sse.h"
 #include "ngx_chat_decode.h"
 #include "ngx_chat_client.h"
 #include "ngx_chat_encode.h"

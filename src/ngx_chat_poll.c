@@ -261,9 +261,12 @@ ngx_chat_poll_reply(void *conn, ngx_chat_frame_t *f)
             p->error = ngx_chat_frame_ref(f);
         }
 
-        ngx_chat_poll_ready(p);
+        if (p->joining) {
+            p->joining--;
+        }
 
-        /* fall through */
+        ngx_chat_poll_ready(p);
+        return NGX_OK;
 
     case NGX_CHAT_EVENT_JOINED:
         if (p->joining && --p->joining == 0) {
@@ -418,40 +421,12 @@ ngx_chat_poll_answer(ngx_event_t *ev)
 static ngx_chat_frame_t *
 ngx_chat_poll_body(ngx_chat_poll_t *p)
 {
-    u_char             *b;
-    size_t              len;
-    ngx_uint_t          i;
-    ngx_queue_t        *q;
-    ngx_chat_frame_t   *f, *e;
-    ngx_chat_member_t  *m;
-    ngx_chat_cursor_t  *cur;
-    ngx_chat_session_t *s;
+    u_char            *b;
+    size_t             len;
+    ngx_uint_t         i;
+    ngx_chat_frame_t  *f, *e;
 
-    s = p->session;
-    cur = p->cursor.elts;
-    q = ngx_queue_head(&s->rooms);
-
-    for (i = 0; i < p->cursor.nelts; i++) {
-        if (q == ngx_queue_sentinel(&s->rooms)) {
-            break;
-        }
-
-        m = ngx_queue_data(q, ngx_chat_member_t, owner_link);
-
-        if (m->room->node.str.len != cur[i].room.len
-            || ngx_strncmp(m->room->node.str.data, cur[i].room.data,
-                           cur[i].room.len) != 0)
-        {
-            continue;
-        }
-
-        if (m->ready || m->seq) {
-            cur[i].seq = m->seq;
-            cur[i].has_seq = 1;
-        }
-
-        q = ngx_queue_next(q);
-    }
+    ngx_chat_cursor_update(&p->cursor, &p->session->rooms);
 
     len = sizeof("{\"type\":\"poll\",\"events\":[],\"cursor\":\"\"}") - 1
           + ngx_chat_cursor_len(&p->cursor);

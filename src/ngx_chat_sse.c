@@ -253,8 +253,7 @@ ngx_chat_sse_id_shared(ngx_chat_frame_t *e, ngx_log_t *log)
 /*
  * "id: 5,,9" and the end of the event: per room of the stream, the last
  * seq it has had, or, before its join is answered, the one it came with
- * (empty: none).  The session's rooms are in the stream's order, less
- * those it could not join.
+ * (empty: none)
  */
 
 ngx_chat_frame_t *
@@ -262,10 +261,8 @@ ngx_chat_sse_id(ngx_chat_sse_t *sse, ngx_chat_session_t *s, ngx_log_t *log)
 {
     u_char             *p;
     ngx_uint_t          i;
-    ngx_queue_t        *q;
     ngx_chat_frame_t   *f;
     ngx_chat_cursor_t  *cur;
-    ngx_chat_member_t  *m;
 
     f = ngx_chat_frame_alloc(sizeof("id: \n\n") - 1
                              + sse->rooms.nelts * NGX_CHAT_CURSOR_SEQ_LEN,
@@ -274,36 +271,17 @@ ngx_chat_sse_id(ngx_chat_sse_t *sse, ngx_chat_session_t *s, ngx_log_t *log)
         return NULL;
     }
 
-    p = ngx_cpymem(f->payload, "id: ", sizeof("id: ") - 1);
+    ngx_chat_cursor_update(&sse->rooms, &s->rooms);
 
+    p = ngx_cpymem(f->payload, "id: ", sizeof("id: ") - 1);
     cur = sse->rooms.elts;
-    q = ngx_queue_head(&s->rooms);
 
     for (i = 0; i < sse->rooms.nelts; i++) {
-        m = NULL;
-
-        if (q != ngx_queue_sentinel(&s->rooms)) {
-            m = ngx_queue_data(q, ngx_chat_member_t, owner_link);
-
-            if (m->room->node.str.len == cur[i].room.len
-                && ngx_strncmp(m->room->node.str.data, cur[i].room.data,
-                               cur[i].room.len) == 0)
-            {
-                q = ngx_queue_next(q);
-
-            } else {
-                m = NULL;
-            }
-        }
-
         if (i) {
             *p++ = ',';
         }
 
-        if (m && (m->ready || m->seq)) {
-            p = ngx_sprintf(p, "%uL", m->seq);
-
-        } else if (cur[i].has_seq) {
+        if (cur[i].has_seq) {
             p = ngx_sprintf(p, "%uL", cur[i].seq);
         }
     }

@@ -18,8 +18,8 @@
  * connection over from the HTTP state machine, parses frames as they
  * arrive, pings a quiet client, closes an idle one, and writes a queue
  * of shared frames.  A Server-Sent Events stream is carried the same way,
- * its events written by ngx_chat_sse.c; what its client sends is read
- * only to see it close.
+ * its events written by ngx_chat_sse.c and queued by ngx_chat_ws_sse.c;
+ * what its client sends is read only to see it close.
  */
 
 #define NGX_CHAT_WS_READ      65536
@@ -28,8 +28,6 @@
 
 static void ngx_chat_ws_detach_handler(ngx_event_t *ev);
 static ngx_int_t ngx_chat_ws_detach(ngx_chat_ws_t *ws);
-static void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
-    ngx_uint_t answer);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
 static void ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, u_char *last);
 static ngx_int_t ngx_chat_ws_data(ngx_chat_ws_t *ws,
@@ -45,10 +43,6 @@ static ngx_int_t ngx_chat_ws_transport_answer(void *conn,
 static void ngx_chat_ws_transport_close(void *conn, ngx_uint_t code,
     char *reason);
 static size_t ngx_chat_ws_transport_backlog(void *conn);
-static ngx_int_t ngx_chat_ws_sse_send(void *conn, ngx_chat_frame_t *f);
-static ngx_int_t ngx_chat_ws_sse_answer(void *conn, ngx_chat_frame_t *f);
-static ngx_int_t ngx_chat_ws_sse_event(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
-    ngx_uint_t answer);
 static void ngx_chat_ws_sse_timer(ngx_chat_ws_t *ws);
 
 
@@ -64,14 +58,6 @@ static ngx_chat_frame_t  *ngx_chat_ws_ping;
 ngx_chat_transport_t  ngx_chat_ws_transport = {
     ngx_chat_ws_transport_send,
     ngx_chat_ws_transport_answer,
-    ngx_chat_ws_transport_close,
-    ngx_chat_ws_transport_backlog
-};
-
-
-ngx_chat_transport_t  ngx_chat_ws_sse_transport = {
-    ngx_chat_ws_sse_send,
-    ngx_chat_ws_sse_answer,
     ngx_chat_ws_transport_close,
     ngx_chat_ws_transport_backlog
 };
@@ -321,7 +307,9 @@ ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f)
 }
 
 
-static void
+/* queues f, whose reference the queue takes over */
+
+void
 ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f, ngx_uint_t answer)
 {
     ngx_event_t  *wev;
@@ -723,69 +711,6 @@ ngx_chat_ws_transport_backlog(void *conn)
     ngx_chat_ws_t *ws = conn;
 
     return ws->out.bytes - ws->out.answers;
-}
-
-
-static ngx_int_t
-ngx_chat_ws_sse_send(void *conn, ngx_chat_frame_t *f)
-{
-    return ngx_chat_ws_sse_event(conn, f, 0);
-}
-
-
-static ngx_int_t
-ngx_chat_ws_sse_answer(void *conn, ngx_chat_frame_t *f)
-{
-    return ngx_chat_ws_sse_event(conn, f, 1);
-}
-
-
-/* the event shared by every stream, then this stream's end of it */
-
-static ngx_int_t
-ngx_chat_ws_sse_event(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
-    ngx_uint_t answer)
-{
-    ngx_int_t          rc;
-    ngx_log_t         *log;
-    ngx_chat_frame_t  *e, *end;
-
-    if (ws->closing) {
-        return NGX_DECLINED;
-    }
-
-    log = ws->connection->log;
-
-    e = ngx_chat_sse_event(f, log);
-
-    if (e == NULL) {
-        end = NULL;
-
-    } else if (f->seq == 0) {
-        end = ngx_chat_sse_end(log);
-
-    } else if (ws->sse->rooms.nelts == 1) {
-        end = ngx_chat_sse_id_shared(e, log);
-
-    } else {
-        end = ngx_chat_sse_id(ws->sse, ws->data, log);
-    }
-
-    if (end == NULL) {
-        ws->connection->error = 1;
-        return NGX_ERROR;
-    }
-
-    rc = answer ? ngx_chat_ws_answer(ws, e) : ngx_chat_ws_send(ws, e);
-
-    if (rc != NGX_OK) {
-        ngx_chat_frame_unref(end);
-        return rc;
-    }
-
-    ngx_chat_ws_queue(ws, end, answer);
-
-    return NGX_OK;
 }
 
 

@@ -54,7 +54,6 @@ struct ngx_chat_ws_s {
 
 
 extern ngx_chat_transport_t  ngx_chat_ws_transport;
-extern ngx_chat_transport_t  ngx_chat_ws_sse_transport;
 
 
 /* the client's answers wait undrained: its next requests wait too */
@@ -67,6 +66,8 @@ ngx_chat_ws_t *ngx_chat_ws_create(ngx_http_request_t *r,
 ngx_int_t ngx_chat_ws_start(ngx_chat_ws_t *ws);
 ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
 ngx_int_t ngx_chat_ws_answer(ngx_chat_ws_t *ws, ngx_chat_frame_t *f);
+void ngx_chat_ws_queue(ngx_chat_ws_t *ws, ngx_chat_frame_t *f,
+    ngx_uint_t answer);
 
 
 #endif /* _NGX_CHAT_WS_H_INCLUDED_ */
